@@ -1,0 +1,29 @@
+# Install rules: the headers, the exported target, a package config and a version file.
+include_guard(GLOBAL)
+include(GNUInstallDirs)
+include(CMakePackageConfigHelpers)
+
+# Header-only and architecture-independent, so the package lives under share/ (as nlohmann_json).
+set(WORKSPACE_CONFIG_DIR "${CMAKE_INSTALL_DATADIR}/cmake/workspace")
+
+install(TARGETS workspace
+  EXPORT workspace-targets
+  FILE_SET HEADERS
+  FILE_SET gtest_headers)
+install(EXPORT workspace-targets
+  NAMESPACE workspace::
+  DESTINATION "${WORKSPACE_CONFIG_DIR}")
+
+configure_package_config_file(
+  "${PROJECT_SOURCE_DIR}/cmake/workspace-config.cmake.in"
+  "${PROJECT_BINARY_DIR}/workspace-config.cmake"
+  INSTALL_DESTINATION "${WORKSPACE_CONFIG_DIR}")
+write_basic_package_version_file(
+  "${PROJECT_BINARY_DIR}/workspace-config-version.cmake"
+  COMPATIBILITY SameMinorVersion
+  ARCH_INDEPENDENT)
+install(FILES
+  "${PROJECT_BINARY_DIR}/workspace-config.cmake"
+  "${PROJECT_BINARY_DIR}/workspace-config-version.cmake"
+  "${PROJECT_SOURCE_DIR}/cmake/workspace-dependencies.cmake"
+  DESTINATION "${WORKSPACE_CONFIG_DIR}")

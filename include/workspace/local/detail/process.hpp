@@ -1,0 +1,376 @@
+// Runs `/bin/sh -c command` as the leader of a new process group and collects its output.
+//
+// The calling thread does all the work with poll(): no helper threads, so a command costs one
+// posix_spawn plus a few system calls. The parts that matter for correctness:
+//  - our descriptors never reach the child (pipes are close-on-exec, and glibc >= 2.34 closes
+//    every descriptor above 2 in the child, so sockets the host program opened without
+//    close-on-exec do not leak either);
+//  - the child starts with an empty signal mask and default dispositions for the signals a host
+//    program commonly blocks or ignores, so `yes | head` and our own SIGTERM behave as in a shell;
+//  - at the deadline the whole group gets SIGTERM, then SIGKILL after a grace, and we stop
+//    waiting for end-of-file on the pipes after a bound, so a background grandchild that holds
+//    them (or escaped the group) cannot keep the call from returning;
+//  - the shell is reaped only after the last signal to the group, so its pid (the group id)
+//    cannot be reused by an unrelated process while we still signal it.
+#pragma once
+
+#include <workspace/core/detail/validate.hpp>
+#include <workspace/core/error.hpp>
+#include <workspace/core/options.hpp>
+#include <workspace/core/results.hpp>
+#include <workspace/local/detail/fd.hpp>
+#include <workspace/version.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <climits>
+#include <csignal>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <spawn.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char** environ;  // NOLINT: POSIX declares it nowhere in a header without _GNU_SOURCE
+
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 29))
+#define WORKSPACE_DETAIL_SPAWN_CHDIR 1
+#endif
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
+#define WORKSPACE_DETAIL_SPAWN_CLOSEFROM 1
+#endif
+
+WORKSPACE_NAMESPACE_BEGIN
+namespace detail {
+
+struct ProcessTimings {
+  // Between SIGTERM and SIGKILL to the group on timeout.
+  std::chrono::milliseconds term_grace{200};
+  // How long to wait for end-of-file once the shell has exited (or been killed) while some
+  // other process still holds the output pipes: a background job (`server &`) keeps running,
+  // but the call returns.
+  std::chrono::milliseconds drain_grace{50};
+};
+
+inline std::error_code last_error() noexcept { return {errno, std::system_category()}; }
+
+class SpawnFileActions {
+ public:
+  SpawnFileActions() {
+    if (int rc = ::posix_spawn_file_actions_init(&actions_); rc != 0) fail(rc);
+  }
+  ~SpawnFileActions() { ::posix_spawn_file_actions_destroy(&actions_); }
+  SpawnFileActions(const SpawnFileActions&) = delete;
+  SpawnFileActions& operator=(const SpawnFileActions&) = delete;
+
+  static void check(int rc) {
+    if (rc != 0) fail(rc);
+  }
+  posix_spawn_file_actions_t* get() noexcept { return &actions_; }
+
+ private:
+  [[noreturn]] static void fail(int rc) {
+    throw Error(std::error_code(rc, std::system_category()),
+                "execute_command: cannot prepare the child's file actions");
+  }
+  posix_spawn_file_actions_t actions_;
+};
+
+class SpawnAttributes {
+ public:
+  SpawnAttributes() {
+    check(::posix_spawnattr_init(&attr_));
+    // A new process group, led by the shell, so a timeout can signal everything it started.
+    check(::posix_spawnattr_setpgroup(&attr_, 0));
+    // Host programs often block signals in worker threads (Asio does for signal_set users);
+    // a child inheriting that mask would ignore our SIGTERM.
+    sigset_t mask;
+    ::sigemptyset(&mask);
+    check(::posix_spawnattr_setsigmask(&attr_, &mask));
+    // Ignored dispositions survive exec; servers commonly ignore SIGPIPE, which would turn
+    // `yes | head` into an endless stream of EPIPE errors.
+    sigset_t defaults;
+    ::sigemptyset(&defaults);
+    for (int sig : {SIGPIPE, SIGXFSZ, SIGINT, SIGQUIT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2, SIGALRM,
+                    SIGCHLD, SIGTSTP, SIGTTIN, SIGTTOU})
+      ::sigaddset(&defaults, sig);
+    check(::posix_spawnattr_setsigdefault(&attr_, &defaults));
+    check(::posix_spawnattr_setflags(
+        &attr_, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF));
+  }
+  ~SpawnAttributes() { ::posix_spawnattr_destroy(&attr_); }
+  SpawnAttributes(const SpawnAttributes&) = delete;
+  SpawnAttributes& operator=(const SpawnAttributes&) = delete;
+
+  const posix_spawnattr_t* get() const noexcept { return &attr_; }
+
+ private:
+  static void check(int rc) {
+    if (rc != 0)
+      throw Error(std::error_code(rc, std::system_category()),
+                  "execute_command: cannot prepare the child's attributes");
+  }
+  posix_spawnattr_t attr_;
+};
+
+// The spawned shell. Until it is reaped, its pid is also a valid process-group id. If it is
+// destroyed unreaped (an exception unwound the caller), the whole group is killed and reaped, so
+// nothing is left behind.
+class ChildGroup {
+ public:
+  explicit ChildGroup(pid_t pid) noexcept : pid_(pid) {
+#ifdef SYS_pidfd_open
+    // A pidfd lets poll() wake on the shell's exit; without one (kernel < 5.3) we poll waitid.
+    pidfd_.reset(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+#endif
+  }
+  ChildGroup(const ChildGroup&) = delete;
+  ChildGroup& operator=(const ChildGroup&) = delete;
+  ~ChildGroup() {
+    if (!reaped_) {
+      signal_group(SIGKILL);
+      reap();
+    }
+  }
+
+  int pidfd() const noexcept { return pidfd_.get(); }
+
+  // Whether the shell has exited, without reaping it.
+  bool has_exited() const noexcept {
+    siginfo_t info;
+    std::memset(&info, 0, sizeof info);
+    if (::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG | WNOWAIT) < 0)
+      return errno == ECHILD;  // SIGCHLD is ignored by the host, so the kernel reaped it
+    return info.si_pid == pid_;
+  }
+
+  void signal_group(int sig) const noexcept { ::kill(-pid_, sig); }
+
+  // Returns the wait status, or -1 when it cannot be had (SIGCHLD ignored by the host).
+  int reap() noexcept {
+    reaped_ = true;
+    int status = 0;
+    for (;;) {
+      if (::waitpid(pid_, &status, 0) == pid_) return status;
+      if (errno != EINTR) return -1;
+    }
+  }
+
+ private:
+  pid_t pid_;
+  Fd pidfd_;
+  bool reaped_ = false;
+};
+
+struct OutputPipe {
+  Fd fd;
+  std::string* sink;
+  OutputStream kind;
+};
+
+// Reads what is available without blocking; closes the descriptor at end-of-file. Reads at most
+// `budget` bytes so that one busy stream cannot starve the other or the deadline check.
+inline void read_available(OutputPipe& pipe, char* buffer, std::size_t buffer_size,
+                           const CommandOptions& options) {
+  std::size_t budget = 8 * buffer_size;
+  while (pipe.fd && budget > 0) {
+    ssize_t n = ::read(pipe.fd.get(), buffer, buffer_size);
+    if (n > 0) {
+      pipe.sink->append(buffer, static_cast<std::size_t>(n));
+      if (options.on_output)
+        options.on_output(pipe.kind, std::string_view(buffer, static_cast<std::size_t>(n)));
+      budget -= std::min(budget, static_cast<std::size_t>(n));
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      return;
+    } else {
+      pipe.fd.reset();  // end-of-file, or an error that ends the stream all the same
+    }
+  }
+}
+
+inline void make_output_pipe(Fd& read_end, Fd& write_end) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0)
+    throw Error(last_error(), "execute_command: cannot create an output pipe");
+  read_end.reset(lift_above_stdio(fds[0]));
+  write_end.reset(lift_above_stdio(fds[1]));
+  if (!read_end || !write_end)
+    throw Error(last_error(), "execute_command: cannot create an output pipe");
+  ::fcntl(read_end.get(), F_SETFL, O_NONBLOCK);
+  // A larger pipe means fewer wake-ups for big outputs; the kernel may refuse, which is fine.
+#ifdef F_SETPIPE_SZ
+  ::fcntl(read_end.get(), F_SETPIPE_SZ, 1 << 20);
+#endif
+}
+
+// The environment of the calling process, with `extra` added or overriding, and PWD naming the
+// directory the command starts in (posix_spawn's chdir does not set it, and sh's `pwd` would
+// otherwise report the host's PWD when it names the same directory through another path).
+inline std::vector<std::string> child_environment(const std::map<std::string, std::string>& extra,
+                                                  const std::string& cwd) {
+  std::vector<std::string> entries;
+  for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
+    std::string_view text(*entry);
+    std::string key(text.substr(0, text.find('=')));
+    if (key == "PWD" || extra.count(key) != 0) continue;
+    entries.emplace_back(text);
+  }
+  if (extra.count("PWD") == 0) entries.push_back("PWD=" + cwd);
+  for (const auto& [key, value] : extra) entries.push_back(key + "=" + value);
+  return entries;
+}
+
+inline int poll_wait_ms(std::chrono::steady_clock::time_point until,
+                        std::chrono::steady_clock::time_point now) {
+  if (until <= now) return 0;
+  auto ms = std::chrono::ceil<std::chrono::milliseconds>(until - now).count();
+  return static_cast<int>(std::min<long long>(ms, INT_MAX));
+}
+
+// Runs `command` with /bin/sh -c in `cwd` (which must be absolute). Arguments are validated by
+// the caller.
+inline CommandResult run_shell_command(const std::string& command, const std::string& cwd,
+                                       const CommandOptions& options,
+                                       const ProcessTimings& timings = {}) {
+  using Clock = std::chrono::steady_clock;
+  const auto start = Clock::now();
+
+  CommandResult result;
+  result.command = command;
+
+  std::vector<std::string> env_entries = child_environment(options.env, cwd);
+  std::vector<char*> envp;
+  envp.reserve(env_entries.size() + 1);
+  for (auto& entry : env_entries) envp.push_back(entry.data());
+  envp.push_back(nullptr);
+
+  OutputPipe out{Fd(), &result.std_out, OutputStream::std_out};
+  OutputPipe err{Fd(), &result.std_err, OutputStream::std_err};
+  Fd out_write, err_write;
+  make_output_pipe(out.fd, out_write);
+  make_output_pipe(err.fd, err_write);
+
+  SpawnFileActions actions;
+#ifdef WORKSPACE_DETAIL_SPAWN_CHDIR
+  SpawnFileActions::check(::posix_spawn_file_actions_addchdir_np(actions.get(), cwd.c_str()));
+  std::string script = command;
+  const char* argv[] = {"sh", "-c", script.c_str(), nullptr};
+#else
+  // Without a spawn-time chdir, the shell changes directory itself; "$1" keeps cwd unparsed.
+  std::string script = "cd -- \"$1\" || exit 126; eval \"$2\"";
+  const char* argv[] = {"sh", "-c", script.c_str(), "sh", cwd.c_str(), command.c_str(), nullptr};
+#endif
+  SpawnFileActions::check(
+      ::posix_spawn_file_actions_addopen(actions.get(), 0, "/dev/null", O_RDONLY, 0));
+  SpawnFileActions::check(::posix_spawn_file_actions_adddup2(actions.get(), out_write.get(), 1));
+  SpawnFileActions::check(::posix_spawn_file_actions_adddup2(actions.get(), err_write.get(), 2));
+#ifdef WORKSPACE_DETAIL_SPAWN_CLOSEFROM
+  SpawnFileActions::check(::posix_spawn_file_actions_addclosefrom_np(actions.get(), 3));
+#endif
+  SpawnAttributes attributes;
+
+  pid_t pid = -1;
+  if (int rc = ::posix_spawn(&pid, "/bin/sh", actions.get(), attributes.get(),
+                             const_cast<char* const*>(argv), envp.data());
+      rc != 0) {
+    throw Error(std::error_code(rc, std::system_category()),
+                "execute_command: cannot start /bin/sh in " + quote(cwd));
+  }
+  ChildGroup child(pid);
+  out_write.reset();
+  err_write.reset();
+
+  // running -> (shell exits) -> draining -> done
+  // running -> (deadline) -> terminating -> (grace) -> killed -> done
+  enum class Phase { running, draining, terminating, killed } phase = Phase::running;
+  const bool has_deadline =
+      options.timeout < std::chrono::duration_cast<std::chrono::milliseconds>(
+                            Clock::time_point::max() - start - std::chrono::hours(24));
+  Clock::time_point phase_end = has_deadline ? start + options.timeout : Clock::time_point::max();
+
+  constexpr std::size_t buffer_size = 256 * 1024;
+  std::unique_ptr<char[]> buffer(new char[buffer_size]);
+  bool exited = false;
+
+  for (;;) {
+    if (exited && !out.fd && !err.fd) break;
+    auto now = Clock::now();
+    if (now >= phase_end) {
+      if (phase == Phase::running) {
+        result.timeout_occurred = true;
+        child.signal_group(SIGTERM);
+        phase = Phase::terminating;
+        phase_end = now + timings.term_grace;
+        continue;
+      }
+      if (phase == Phase::terminating) {
+        child.signal_group(SIGKILL);
+        phase = Phase::killed;
+        phase_end = now + timings.drain_grace;
+        continue;
+      }
+      break;  // draining or killed: whoever still holds the pipes is not ours to wait for
+    }
+
+    pollfd fds[3];
+    nfds_t count = 0;
+    OutputPipe* polled[2] = {nullptr, nullptr};
+    for (OutputPipe* pipe : {&out, &err}) {
+      if (!pipe->fd) continue;
+      polled[count] = pipe;
+      fds[count++] = pollfd{pipe->fd.get(), POLLIN, 0};
+    }
+    const bool watch_exit = !exited && child.pidfd() >= 0;
+    if (watch_exit) fds[count++] = pollfd{child.pidfd(), POLLIN, 0};
+    int wait_ms = poll_wait_ms(phase_end, now);
+    if (!exited && child.pidfd() < 0) wait_ms = std::min(wait_ms, 5);
+
+    int ready = ::poll(fds, count, wait_ms);
+    if (ready < 0) {
+      if (errno == EINTR) continue;
+      throw Error(last_error(), "execute_command: poll failed");
+    }
+    for (nfds_t i = 0; i < 2 && polled[i] != nullptr; ++i)
+      if (fds[i].revents != 0) read_available(*polled[i], buffer.get(), buffer_size, options);
+
+    if (!exited && (!watch_exit || fds[count - 1].revents != 0) && child.has_exited()) {
+      exited = true;
+      if (phase == Phase::running) {
+        phase = Phase::draining;
+        phase_end = Clock::now() + timings.drain_grace;
+      }
+    }
+  }
+
+  // Background children that ignored SIGTERM, or never held the pipes, die here; the group id is
+  // still safe to signal because the shell is not reaped yet.
+  if (result.timeout_occurred && phase != Phase::killed) child.signal_group(SIGKILL);
+  const int status = child.reap();
+
+  if (result.timeout_occurred) {
+    result.exit_code = -1;
+  } else if (status != -1 && WIFEXITED(status)) {
+    result.exit_code = WEXITSTATUS(status);
+  } else if (status != -1 && WIFSIGNALED(status)) {
+    result.signal = WTERMSIG(status);
+    result.exit_code = 128 + result.signal;
+  } else {
+    result.exit_code = -1;
+  }
+  return result;
+}
+
+}  // namespace detail
+WORKSPACE_NAMESPACE_END
