@@ -1,6 +1,8 @@
 # Finds the library's dependencies. Used by our own build and, installed, by consumers through
 # workspace-config.cmake, so both resolve them the same way.
-include_guard(GLOBAL)
+# Imported targets are visible per directory, so a find_package(workspace) in another directory
+# must run this again: guard per directory only.
+include_guard(DIRECTORY)
 
 # Asio ships no CMake config of its own; package managers (Conan) generate one with the target
 # asio::asio, while Debian's libasio-dev installs only headers.

@@ -1,0 +1,8 @@
+// The contract suite on FakeWorkspace, instantiated from outside the library's namespace to
+// show that users can do the same.
+#include <workspace/testing/contract.hpp>
+
+using workspace::testing::FakeWorkspace;
+using namespace workspace::testing;  // the suite's name lives there
+
+INSTANTIATE_TYPED_TEST_SUITE_P(Fake, WorkspaceContract, ::testing::Types<FakeWorkspace>);

@@ -1,0 +1,25 @@
+// The contract suite on LocalWorkspace. The contract header comes first: it must be
+// self-contained.
+#include <workspace/testing/contract.hpp>
+
+#include <workspace/local.hpp>
+
+namespace workspace::testing {
+
+template <>
+struct ContractTraits<LocalWorkspace> {
+  static LocalWorkspace make() {
+    static std::atomic<int> counter{0};
+    auto dir = std::filesystem::temp_directory_path() /
+               ("workspace-local-" + std::to_string(::getpid()) + "-" +
+                std::to_string(counter.fetch_add(1)));
+    std::filesystem::remove_all(dir);
+    return LocalWorkspace(dir);
+  }
+  static constexpr bool runs_shell = true;
+  static constexpr std::chrono::milliseconds timeout_grace{1000};
+};
+
+INSTANTIATE_TYPED_TEST_SUITE_P(Local, WorkspaceContract, ::testing::Types<LocalWorkspace>);
+
+}  // namespace workspace::testing
