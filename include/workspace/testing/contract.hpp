@@ -30,7 +30,6 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <random>
 #include <sstream>
 #include <string>
@@ -88,8 +87,7 @@ inline void write_local(const std::string& path, const std::string& content) {
 }
 
 inline std::string read_local(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  return workspace::detail::read_file(path).content;
 }
 
 inline std::string random_bytes(std::size_t size, unsigned seed) {
