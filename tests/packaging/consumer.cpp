@@ -1,5 +1,6 @@
-// A consumer of the installed workspace package: generic code written against the Workspace
-// concept, run on a LocalWorkspace in a fresh temporary folder. Exits non-zero on any mismatch.
+// The program both consumer projects build (against the installed package, and against the
+// source tree through add_subdirectory): generic code written against the Workspace concept, run
+// on a LocalWorkspace in a fresh temporary folder. Exits non-zero on any mismatch.
 #include <workspace/local.hpp>
 
 #include <cstdio>
@@ -23,7 +24,7 @@ bool exercise(W& ws) {
     return false;
   }
 
-  const std::string content = "installed package\nsecond line\n";
+  const std::string content = "consumer\nsecond line\n";
   const workspace::FileOperationResult written = ws.file_write("sub/dir/file.txt", content);
   if (!written.success) {
     std::fprintf(stderr, "file_write: %s\n", written.error.value_or("(no error)").c_str());
