@@ -7,7 +7,7 @@
 // and their ratio (LocalWorkspace / raw) are printed; the acceptance target is <= 1.10.
 //
 // Typical use (scripts/run-benchmarks does this):
-//   workspace.benchmarks.local_latency --benchmark_repetitions=30
+//   workspace.benchmarks.local_latency --benchmark_repetitions=100 --benchmark_min_time=0.1
 //       --benchmark_enable_random_interleaving=true --benchmark_display_aggregates_only=true
 #include <workspace/local/local_workspace.hpp>
 

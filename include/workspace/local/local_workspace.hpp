@@ -16,8 +16,6 @@
 #include <string_view>
 #include <system_error>
 
-#include <sys/stat.h>
-
 WORKSPACE_NAMESPACE_BEGIN
 
 struct LocalWorkspaceOptions {
@@ -61,14 +59,6 @@ class LocalWorkspace {
                                 const CommandOptions& options = {}) const {
     detail::validate_command(command, options);
     std::string cwd = options.cwd ? resolve(*options.cwd) : working_dir_;
-    struct stat info;
-    if (::stat(cwd.c_str(), &info) != 0)
-      throw Error(errc::not_found, "execute_command: working directory " + detail::quote(cwd) +
-                                       " does not exist");
-    if (!S_ISDIR(info.st_mode))
-      throw Error(errc::invalid_argument,
-                  "execute_command: working directory " + detail::quote(cwd) +
-                      " is not a directory");
     detail::ProcessTimings timings;
     timings.term_grace = options_.kill_grace;
     return detail::run_shell_command(command, cwd, options, timings);

@@ -36,6 +36,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <spawn.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -176,6 +177,7 @@ struct OutputPipe {
   Fd fd;
   std::string* sink;
   OutputStream kind;
+  bool enlarged = false;
 };
 
 // Reads what is available without blocking; closes the descriptor at end-of-file. Reads at most
@@ -186,6 +188,14 @@ inline void read_available(OutputPipe& pipe, char* buffer, std::size_t buffer_si
   while (pipe.fd && budget > 0) {
     ssize_t n = ::read(pipe.fd.get(), buffer, buffer_size);
     if (n > 0) {
+#ifdef F_SETPIPE_SZ
+      // A read that drained a full default pipe means a big output: a larger pipe then saves
+      // wake-ups. Small outputs never pay for the allocation. The kernel may refuse; fine.
+      if (!pipe.enlarged && n >= 65536) {
+        pipe.enlarged = true;
+        ::fcntl(pipe.fd.get(), F_SETPIPE_SZ, 1 << 20);
+      }
+#endif
       pipe.sink->append(buffer, static_cast<std::size_t>(n));
       if (options.on_output)
         options.on_output(pipe.kind, std::string_view(buffer, static_cast<std::size_t>(n)));
@@ -209,27 +219,48 @@ inline void make_output_pipe(Fd& read_end, Fd& write_end) {
   if (!read_end || !write_end)
     throw Error(last_error(), "execute_command: cannot create an output pipe");
   ::fcntl(read_end.get(), F_SETFL, O_NONBLOCK);
-  // A larger pipe means fewer wake-ups for big outputs; the kernel may refuse, which is fine.
-#ifdef F_SETPIPE_SZ
-  ::fcntl(read_end.get(), F_SETPIPE_SZ, 1 << 20);
-#endif
 }
 
 // The environment of the calling process, with `extra` added or overriding, and PWD naming the
 // directory the command starts in (posix_spawn's chdir does not set it, and sh's `pwd` would
 // otherwise report the host's PWD when it names the same directory through another path).
-inline std::vector<std::string> child_environment(const std::map<std::string, std::string>& extra,
-                                                  const std::string& cwd) {
-  std::vector<std::string> entries;
-  for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
-    std::string_view text(*entry);
-    std::string key(text.substr(0, text.find('=')));
-    if (key == "PWD" || extra.count(key) != 0) continue;
-    entries.emplace_back(text);
+// Host entries are passed as pointers into environ, not copied: this runs on every command.
+class ChildEnvironment {
+ public:
+  ChildEnvironment(const std::map<std::string, std::string>& extra, const std::string& cwd) {
+    const bool own_pwd = extra.count("PWD") == 0;
+    for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
+      std::string_view text(*entry);
+      std::string_view key = text.substr(0, text.find('='));
+      if (key == "PWD" || overridden(extra, key)) continue;
+      pointers_.push_back(*entry);
+    }
+    if (own_pwd) owned_.push_back("PWD=" + cwd);
+    for (const auto& [key, value] : extra) owned_.push_back(key + "=" + value);
+    for (auto& entry : owned_) pointers_.push_back(entry.data());
+    pointers_.push_back(nullptr);
   }
-  if (extra.count("PWD") == 0) entries.push_back("PWD=" + cwd);
-  for (const auto& [key, value] : extra) entries.push_back(key + "=" + value);
-  return entries;
+  char* const* get() noexcept { return pointers_.data(); }
+
+ private:
+  static bool overridden(const std::map<std::string, std::string>& extra, std::string_view key) {
+    if (extra.empty()) return false;
+    auto it = extra.lower_bound(std::string(key));
+    return it != extra.end() && it->first == key;
+  }
+  std::vector<std::string> owned_;  // complete before pointers_ takes their addresses
+  std::vector<char*> pointers_;
+};
+
+// Throws the Error a missing or non-directory cwd deserves.
+inline void check_working_directory(const std::string& cwd) {
+  struct stat info;
+  if (::stat(cwd.c_str(), &info) != 0)
+    throw Error(errc::not_found,
+                "execute_command: working directory " + quote(cwd) + " does not exist");
+  if (!S_ISDIR(info.st_mode))
+    throw Error(errc::invalid_argument,
+                "execute_command: working directory " + quote(cwd) + " is not a directory");
 }
 
 inline int poll_wait_ms(std::chrono::steady_clock::time_point until,
@@ -250,11 +281,7 @@ inline CommandResult run_shell_command(const std::string& command, const std::st
   CommandResult result;
   result.command = command;
 
-  std::vector<std::string> env_entries = child_environment(options.env, cwd);
-  std::vector<char*> envp;
-  envp.reserve(env_entries.size() + 1);
-  for (auto& entry : env_entries) envp.push_back(entry.data());
-  envp.push_back(nullptr);
+  ChildEnvironment environment(options.env, cwd);
 
   OutputPipe out{Fd(), &result.std_out, OutputStream::std_out};
   OutputPipe err{Fd(), &result.std_err, OutputStream::std_err};
@@ -269,6 +296,7 @@ inline CommandResult run_shell_command(const std::string& command, const std::st
   const char* argv[] = {"sh", "-c", script.c_str(), nullptr};
 #else
   // Without a spawn-time chdir, the shell changes directory itself; "$1" keeps cwd unparsed.
+  check_working_directory(cwd);
   std::string script = "cd -- \"$1\" || exit 126; eval \"$2\"";
   const char* argv[] = {"sh", "-c", script.c_str(), "sh", cwd.c_str(), command.c_str(), nullptr};
 #endif
@@ -283,8 +311,11 @@ inline CommandResult run_shell_command(const std::string& command, const std::st
 
   pid_t pid = -1;
   if (int rc = ::posix_spawn(&pid, "/bin/sh", actions.get(), attributes.get(),
-                             const_cast<char* const*>(argv), envp.data());
+                             const_cast<char* const*>(argv), environment.get());
       rc != 0) {
+    // The spawn's chdir failed, or /bin/sh could not run: say which, naming the path. Checked
+    // only now, so a successful command pays for no extra stat().
+    check_working_directory(cwd);
     throw Error(std::error_code(rc, std::system_category()),
                 "execute_command: cannot start /bin/sh in " + quote(cwd));
   }
