@@ -29,3 +29,8 @@ endif()
 if(NOT TARGET Threads::Threads)
   find_package(Threads REQUIRED)
 endif()
+
+# TLS for the HTTP client (asio::ssl).
+if(NOT TARGET OpenSSL::SSL)
+  find_package(OpenSSL 1.1.1 REQUIRED)
+endif()

@@ -14,4 +14,4 @@ ensure_packages() {
 }
 
 # What every build of the library needs.
-WORKSPACE_BUILD_PACKAGES=(cmake ninja-build g++ libasio-dev nlohmann-json3-dev)
+WORKSPACE_BUILD_PACKAGES=(cmake ninja-build g++ libasio-dev nlohmann-json3-dev libssl-dev)

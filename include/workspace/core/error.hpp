@@ -12,6 +12,7 @@
 #include <string>
 #include <system_error>
 #include <type_traits>
+#include <utility>
 
 WORKSPACE_NAMESPACE_BEGIN
 
@@ -86,6 +87,21 @@ class Error : public std::system_error {
  public:
   Error(std::error_code code, const std::string& what) : std::system_error(code, what) {}
   Error(errc code, const std::string& what) : std::system_error(make_error_code(code), what) {}
+  // An error the peer reported over HTTP keeps its status and its own words (Docker's
+  // {"message": ...}, Daytona's {"message": ...}) for callers that branch on them.
+  Error(errc code, const std::string& what, int http_status, std::string server_message)
+      : std::system_error(make_error_code(code), what),
+        http_status_(http_status),
+        server_message_(std::move(server_message)) {}
+
+  // The HTTP status the peer answered with, or 0 when the error did not come from a response.
+  int http_status() const noexcept { return http_status_; }
+  // The peer's own error text, empty when there was none.
+  const std::string& server_message() const noexcept { return server_message_; }
+
+ private:
+  int http_status_ = 0;
+  std::string server_message_;
 };
 
 WORKSPACE_NAMESPACE_END

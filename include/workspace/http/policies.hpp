@@ -1,0 +1,176 @@
+// Policies for http::Client<Transport, Policies...>. A policy is any type with
+//
+//   template <class Next>
+//   Response send(Request& request, const RequestOptions& options, Next&& next);
+//
+// that calls next(request, options) zero or more times; the first policy listed is outermost.
+#pragma once
+
+#include <workspace/http/error.hpp>
+#include <workspace/http/message.hpp>
+#include <workspace/version.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <ctime>
+#include <functional>
+#include <optional>
+#include <random>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
+
+WORKSPACE_NAMESPACE_BEGIN
+namespace http {
+
+// Sets one header on every request that does not set it already. The value is a credential
+// and is never part of an error message.
+class HeaderAuth {
+ public:
+  HeaderAuth() = default;
+  HeaderAuth(std::string name, std::string value) : name_(std::move(name)), value_(std::move(value)) {}
+
+  template <class Next>
+  Response send(Request& request, const RequestOptions& options, Next&& next) {
+    if (!value_.empty() && !request.headers.contains(name_)) request.headers.set(name_, value_);
+    return next(request, options);
+  }
+
+  void set_value(std::string value) { value_ = std::move(value); }
+  const std::string& name() const noexcept { return name_; }
+
+ private:
+  std::string name_;
+  std::string value_;
+};
+
+// Authorization: Bearer <token> (Daytona, the runtime API's newer deployments).
+struct BearerAuth : HeaderAuth {
+  BearerAuth() : HeaderAuth("Authorization", {}) {}
+  explicit BearerAuth(const std::string& token)
+      : HeaderAuth("Authorization", token.empty() ? std::string() : "Bearer " + token) {}
+};
+
+// X-API-Key: <key> (the OpenHands runtime API).
+struct ApiKeyAuth : HeaderAuth {
+  ApiKeyAuth() : HeaderAuth("X-API-Key", {}) {}
+  explicit ApiKeyAuth(std::string key) : HeaderAuth("X-API-Key", std::move(key)) {}
+};
+
+// X-Session-API-Key: <key> (the OpenHands agent server).
+struct SessionApiKeyAuth : HeaderAuth {
+  SessionApiKeyAuth() : HeaderAuth("X-Session-API-Key", {}) {}
+  explicit SessionApiKeyAuth(std::string key) : HeaderAuth("X-Session-API-Key", std::move(key)) {}
+};
+
+struct RetryOptions {
+  int max_attempts = 4;                            // the first try included
+  std::chrono::milliseconds initial_backoff{200};
+  std::chrono::milliseconds max_backoff{10'000};
+  double multiplier = 2.0;
+  bool jitter = true;                              // "full jitter": uniform in [0, backoff]
+  std::vector<int> retry_statuses{429, 502, 503, 504};
+  std::chrono::milliseconds max_retry_after{60'000};  // longer Retry-After values give up instead
+};
+
+namespace detail {
+// Retry-After: delta-seconds or an HTTP-date (RFC 9110 §10.2.3).
+inline std::optional<std::chrono::milliseconds> parse_retry_after(std::string_view value) {
+  while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+  while (!value.empty() && value.back() == ' ') value.remove_suffix(1);
+  if (value.empty()) return std::nullopt;
+  if (std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    if (value.size() > 9) return std::chrono::milliseconds::max();
+    return std::chrono::seconds(std::stol(std::string(value)));
+  }
+  std::tm tm{};
+  const std::string text(value);
+  if (!strptime(text.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm)) return std::nullopt;
+  const auto when = std::chrono::system_clock::from_time_t(timegm(&tm));
+  const auto now = std::chrono::system_clock::now();
+  if (when <= now) return std::chrono::milliseconds(0);
+  return std::chrono::duration_cast<std::chrono::milliseconds>(when - now);
+}
+}  // namespace detail
+
+// Retries transient failures with exponential backoff and jitter:
+//  - a failed exchange, when repeating it cannot repeat a side effect: the request is idempotent
+//    (or marked so) and its body can be sent again, or nothing at all was sent;
+//  - a 429 always (the server did not act on it), and 502/503/504 for idempotent requests,
+//    waiting what Retry-After asks when it says.
+// A cancel is never retried. Each attempt has the request's own timeout.
+class Retry {
+ public:
+  Retry() = default;
+  explicit Retry(RetryOptions options) : options_(std::move(options)) {}
+
+  // Replaces the wait between attempts (tests use it to record delays without sleeping).
+  void set_sleeper(std::function<void(std::chrono::milliseconds)> sleeper) { sleeper_ = std::move(sleeper); }
+
+  template <class Next>
+  Response send(Request& request, const RequestOptions& options, Next&& next) {
+    auto backoff = options_.initial_backoff;
+    for (int attempt = 1;; ++attempt) {
+      const bool last = attempt >= options_.max_attempts;
+      std::chrono::milliseconds wait{};
+      try {
+        Response response = next(request, options);
+        if (last || !retryable_status(request, response.status)) return response;
+        wait = jittered(backoff);
+        if (const auto* header = response.headers.find("Retry-After")) {
+          const auto asked = detail::parse_retry_after(*header);
+          if (asked && *asked > options_.max_retry_after) return response;
+          if (asked) wait = *asked;
+        }
+      } catch (const TransportError& e) {
+        if (last || !retryable_failure(request, e)) throw;
+        wait = jittered(backoff);
+      }
+      sleep(wait);
+      backoff = std::min(options_.max_backoff,
+                         std::chrono::milliseconds(static_cast<std::int64_t>(static_cast<double>(backoff.count()) * options_.multiplier)));
+    }
+  }
+
+  const RetryOptions& options() const noexcept { return options_; }
+
+ private:
+  bool retryable_status(const Request& request, int status) const {
+    if (std::find(options_.retry_statuses.begin(), options_.retry_statuses.end(), status) ==
+        options_.retry_statuses.end())
+      return false;
+    return (status == 429 || request.is_idempotent()) && replayable(request);
+  }
+
+  static bool replayable(const Request& request) { return !request.source; }
+
+  static bool retryable_failure(const Request& request, const TransportError& e) {
+    const auto& p = e.progress();
+    if (e.code() == make_error_code(errc::cancelled) || e.code() == make_error_code(errc::invalid_argument))
+      return false;
+    if (p.body_consumed || p.body_delivered) return false;
+    if (!p.request_sent) return true;
+    return request.is_idempotent();
+  }
+
+  std::chrono::milliseconds jittered(std::chrono::milliseconds backoff) {
+    if (!options_.jitter || backoff.count() <= 0) return backoff;
+    thread_local std::minstd_rand engine{std::random_device{}()};
+    std::uniform_int_distribution<std::int64_t> pick(0, backoff.count());
+    return std::chrono::milliseconds(pick(engine));
+  }
+
+  void sleep(std::chrono::milliseconds wait) {
+    if (sleeper_) sleeper_(wait);
+    else std::this_thread::sleep_for(wait);
+  }
+
+  RetryOptions options_{};
+  std::function<void(std::chrono::milliseconds)> sleeper_{};
+};
+
+}  // namespace http
+WORKSPACE_NAMESPACE_END

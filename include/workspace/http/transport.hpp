@@ -1,0 +1,410 @@
+// Transports: how a client reaches its server. Each is a type with
+//   Stream                                   an Asio AsyncReadStream/AsyncWriteStream with close()
+//   static Origin make_origin(address, opts) parse the address once, per client
+//   static Stream connect(ctx, origin, deadline)
+// so the client is one template whatever the wire (Beast's transport-as-parameter idea).
+//
+//   Tcp        http://host[:port][/base]     plain TCP, through HTTP_PROXY when set
+//   Tls        https://host[:port][/base]    TLS over TCP, through HTTPS_PROXY with CONNECT
+//   TcpOrTls   either, chosen by the URL's scheme at run time (remote sandboxes)
+//   UnixSocket /path/to.sock or unix:///path/to.sock
+#pragma once
+
+#include <workspace/core/error.hpp>
+#include <workspace/http/detail/io.hpp>
+#include <workspace/http/detail/parser.hpp>
+#include <workspace/http/options.hpp>
+#include <workspace/http/url.hpp>
+#include <workspace/version.hpp>
+
+#include <asio/connect.hpp>
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/local/stream_protocol.hpp>
+#include <asio/ssl.hpp>
+
+#include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
+#include <sys/un.h>
+#include <openssl/x509v3.h>
+
+#include <chrono>
+#include <concepts>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+WORKSPACE_NAMESPACE_BEGIN
+namespace http {
+
+namespace detail {
+
+// What a client knows about its server, computed once.
+struct Origin {
+  Url url{};                       // scheme, host, port and base path (Tcp, Tls, TcpOrTls)
+  std::string unix_path{};         // UnixSocket
+  std::string host_header{};       // value of Host
+  std::string description{};       // for messages: the URL without credentials, or unix:<path>
+  std::string base_path{};         // prefix for request targets, "" for none
+  std::optional<Url> proxy{};      // the proxy to go through, if any
+  std::string proxy_authorization{};  // "Basic ..." from the proxy URL's user information
+  bool absolute_form = false;      // plain HTTP through a proxy: targets are absolute URLs
+  std::shared_ptr<asio::ssl::context> tls{};  // shared by all connections: loading CAs is costly
+  TlsOptions tls_options{};
+};
+
+inline std::string base64(std::string_view in) {
+  static constexpr char table[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((in.size() + 2) / 3 * 4);
+  std::size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    const unsigned v = (static_cast<unsigned char>(in[i]) << 16) |
+                       (static_cast<unsigned char>(in[i + 1]) << 8) | static_cast<unsigned char>(in[i + 2]);
+    out += table[(v >> 18) & 63];
+    out += table[(v >> 12) & 63];
+    out += table[(v >> 6) & 63];
+    out += table[v & 63];
+  }
+  if (i + 1 == in.size()) {
+    const unsigned v = static_cast<unsigned char>(in[i]) << 16;
+    out += table[(v >> 18) & 63];
+    out += table[(v >> 12) & 63];
+    out += "==";
+  } else if (i + 2 == in.size()) {
+    const unsigned v = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8);
+    out += table[(v >> 18) & 63];
+    out += table[(v >> 12) & 63];
+    out += table[(v >> 6) & 63];
+    out += '=';
+  }
+  return out;
+}
+
+inline std::shared_ptr<asio::ssl::context> make_tls_context(const TlsOptions& options) {
+  auto context = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
+  SSL_CTX_set_min_proto_version(context->native_handle(), TLS1_2_VERSION);
+  std::error_code ec;
+  const auto fail = [&](const std::string& what) {
+    throw Error(errc::invalid_argument, "TLS set-up: " + what + ": " + ec.message());
+  };
+  if (!options.ca_file.empty()) {
+    context->load_verify_file(options.ca_file, ec);
+    if (ec) fail("cannot load CA file " + options.ca_file);
+  }
+  if (!options.ca_directory.empty()) {
+    context->add_verify_path(options.ca_directory, ec);
+    if (ec) fail("cannot use CA directory " + options.ca_directory);
+  }
+  if (options.ca_file.empty() && options.ca_directory.empty()) {
+    context->set_default_verify_paths(ec);
+    if (ec) fail("cannot load the system CA store");
+  }
+  if (!options.client_cert_file.empty()) {
+    context->use_certificate_chain_file(options.client_cert_file, ec);
+    if (ec) fail("cannot load client certificate " + options.client_cert_file);
+    context->use_private_key_file(
+        options.client_key_file.empty() ? options.client_cert_file : options.client_key_file,
+        asio::ssl::context::pem, ec);
+    if (ec) fail("cannot load client key");
+  }
+  context->set_verify_mode(options.verify_peer ? asio::ssl::verify_peer : asio::ssl::verify_none);
+  return context;
+}
+
+// "host:port" for messages; the address never carries credentials.
+inline std::string host_port(const std::string& host, std::uint16_t port) {
+  return (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+inline asio::ip::tcp::socket connect_tcp(asio::io_context& ctx, const std::string& host,
+                                         std::uint16_t port, Clock::time_point deadline) {
+  using tcp = asio::ip::tcp;
+  const std::string where = host_port(host, port);
+  std::error_code ec;
+  std::vector<tcp::endpoint> endpoints;
+  if (const auto address = asio::ip::make_address(host, ec); !ec) {
+    endpoints.emplace_back(address, port);
+  } else {
+    // getaddrinfo cannot be interrupted; it is bounded by the system resolver's own timeouts.
+    tcp::resolver resolver(ctx);
+    const auto results = resolver.resolve(host, std::to_string(port), ec);
+    if (ec) throw Error(errc::connection_failed, "resolve " + host + ": " + ec.message());
+    for (const auto& entry : results) endpoints.push_back(entry.endpoint());
+  }
+  std::error_code last = asio::error::host_not_found;
+  for (const auto& endpoint : endpoints) {
+    tcp::socket socket(ctx);
+    open_cloexec(socket, endpoint.protocol());
+    bool done = false;
+    socket.async_connect(endpoint, [&](const std::error_code& e) {
+      last = e;
+      done = true;
+    });
+    if (!run_until(ctx, done, deadline, [&] { socket.close(ec); }))
+      throw Error(errc::timed_out, "connect to " + where + ": timed out");
+    if (!last) {
+      socket.set_option(tcp::no_delay(true), ec);  // heads and bodies go out in whole writes
+      return socket;
+    }
+  }
+  throw Error(errc::connection_failed, "connect to " + where + ": " + last.message());
+}
+
+// Asks an HTTP proxy for a tunnel to `authority` (host:port).
+template <class Stream>
+void connect_tunnel(asio::io_context& ctx, Stream& stream, const Origin& origin,
+                    Clock::time_point deadline) {
+  const std::string authority = host_port(origin.url.host, origin.url.port);
+  std::string request = "CONNECT " + authority + " HTTP/1.1\r\nHost: " + authority + "\r\n";
+  if (!origin.proxy_authorization.empty())
+    request += "Proxy-Authorization: " + origin.proxy_authorization + "\r\n";
+  request += "\r\n";
+  const std::string where = "CONNECT " + authority + " through proxy " + origin.proxy->str();
+  std::error_code ec;
+  write_all(ctx, stream, asio::buffer(request), deadline, ec);
+  if (ec) throw Error(ec == asio::error::timed_out ? errc::timed_out : errc::connection_failed, where + ": " + ec.message());
+  ResponseParser parser;
+  parser.start(true);  // a 2xx to CONNECT has no body; the tunnel starts right after the head
+  std::string buffer;
+  char chunk[4096];
+  std::size_t used = 0;
+  while (!parser.head_done()) {
+    const std::size_t n = read_some(ctx, stream, chunk, sizeof chunk, deadline, ec);
+    if (ec == asio::error::timed_out) throw Error(errc::timed_out, where + ": timed out");
+    if (ec) throw Error(errc::connection_failed, where + ": " + ec.message());
+    buffer.append(chunk, n);
+    used += parser.parse(std::string_view(buffer).substr(used), [](std::string_view) {});
+  }
+  const int status = parser.head().status;
+  if (status == 407) throw Error(errc::authentication_failed, where + ": proxy authentication required", status, {});
+  if (status < 200 || status >= 300)
+    throw Error(errc::connection_failed, where + ": proxy answered " + std::to_string(status) + " " + parser.head().reason, status, {});
+  if (used != buffer.size()) throw Error(errc::protocol_error, where + ": proxy sent data before the TLS handshake");
+}
+
+// TCP to the origin, or to its proxy (tunnelled when `tunnel`).
+inline asio::ip::tcp::socket connect_origin_tcp(asio::io_context& ctx, const Origin& origin,
+                                                Clock::time_point deadline, bool tunnel) {
+  if (!origin.proxy) return connect_tcp(ctx, origin.url.host, origin.url.port, deadline);
+  PlainStream<asio::ip::tcp::socket> stream(connect_tcp(ctx, origin.proxy->host, origin.proxy->port, deadline));
+  if (tunnel) connect_tunnel(ctx, stream, origin, deadline);
+  return std::move(stream.socket());
+}
+
+// TLS over a connected socket: SNI, chain and host-name verification.
+class TlsStream {
+ public:
+  using Socket = asio::ip::tcp::socket;
+  using executor_type = Socket::executor_type;
+
+  TlsStream(Socket socket, asio::ssl::context& context)
+      : stream_(std::make_unique<asio::ssl::stream<Socket>>(std::move(socket), context)) {}
+
+  void handshake(asio::io_context& ctx, const Origin& origin, Clock::time_point deadline) {
+    const std::string& name = origin.tls_options.server_name.empty() ? origin.url.host
+                                                                     : origin.tls_options.server_name;
+    SSL* ssl = stream_->native_handle();
+    std::error_code ec;
+    (void)asio::ip::make_address(name, ec);
+    const bool is_ip = !ec;
+    if (!is_ip)  // SNI takes names, not addresses; SSL_set_tlsext_host_name is a C-cast macro
+      SSL_ctrl(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name, const_cast<char*>(name.c_str()));
+    if (origin.tls_options.verify_peer) {
+      // OpenSSL's own RFC 6125 check reports *why* a certificate was refused.
+      X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
+      X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+      if (is_ip) X509_VERIFY_PARAM_set1_ip_asc(param, name.c_str());
+      else X509_VERIFY_PARAM_set1_host(param, name.c_str(), name.size());
+    }
+    bool done = false;
+    stream_->async_handshake(asio::ssl::stream_base::client, [&](const std::error_code& e) {
+      ec = e;
+      done = true;
+    });
+    const std::string where = "TLS handshake with " + host_port(origin.url.host, origin.url.port);
+    if (!run_until(ctx, done, deadline, [&] { close(); })) throw Error(errc::timed_out, where + ": timed out");
+    if (ec) {
+      const long verify = SSL_get_verify_result(ssl);
+      if (verify != X509_V_OK)
+        throw Error(errc::connection_failed,
+                    where + ": certificate refused: " + X509_verify_cert_error_string(verify));
+      throw Error(errc::connection_failed, where + ": " + ec.message());
+    }
+  }
+
+  template <class Buffers, class Handler>
+  void async_read_some(const Buffers& buffers, Handler&& handler) {
+    // A peer that closes without close_notify after a complete message is common and harmless
+    // for framed HTTP messages; the parser decides whether the message was cut.
+    stream_->async_read_some(buffers, [h = std::forward<Handler>(handler)](std::error_code ec, std::size_t n) mutable {
+      if (ec == asio::ssl::error::stream_truncated) ec = asio::error::eof;
+      h(ec, n);
+    });
+  }
+  template <class Buffers, class Handler>
+  void async_write_some(const Buffers& buffers, Handler&& handler) {
+    stream_->async_write_some(buffers, std::forward<Handler>(handler));
+  }
+  executor_type get_executor() { return stream_->get_executor(); }
+  void close() noexcept {
+    std::error_code ignored;
+    stream_->lowest_layer().close(ignored);
+  }
+  void shutdown_send() noexcept {
+    std::error_code ignored;
+    stream_->lowest_layer().shutdown(Socket::shutdown_send, ignored);
+  }
+  int native_handle() { return stream_->lowest_layer().native_handle(); }
+
+ private:
+  std::unique_ptr<asio::ssl::stream<Socket>> stream_;
+};
+
+// A TCP or a TLS stream, as the URL's scheme said.
+class TcpOrTlsStream {
+ public:
+  using Plain = PlainStream<asio::ip::tcp::socket>;
+  using executor_type = asio::ip::tcp::socket::executor_type;
+
+  explicit TcpOrTlsStream(Plain plain) : stream_(std::move(plain)) {}
+  explicit TcpOrTlsStream(TlsStream tls) : stream_(std::move(tls)) {}
+
+  template <class Buffers, class Handler>
+  void async_read_some(const Buffers& buffers, Handler&& handler) {
+    std::visit([&](auto& s) { s.async_read_some(buffers, std::forward<Handler>(handler)); }, stream_);
+  }
+  template <class Buffers, class Handler>
+  void async_write_some(const Buffers& buffers, Handler&& handler) {
+    std::visit([&](auto& s) { s.async_write_some(buffers, std::forward<Handler>(handler)); }, stream_);
+  }
+  executor_type get_executor() {
+    return std::visit([](auto& s) { return s.get_executor(); }, stream_);
+  }
+  void close() noexcept {
+    std::visit([](auto& s) { s.close(); }, stream_);
+  }
+  void shutdown_send() noexcept {
+    std::visit([](auto& s) { s.shutdown_send(); }, stream_);
+  }
+  int native_handle() {
+    return std::visit([](auto& s) { return s.native_handle(); }, stream_);
+  }
+
+ private:
+  std::variant<Plain, TlsStream> stream_;
+};
+
+inline Origin make_url_origin(std::string_view address, const ClientOptions& options) {
+  Origin origin;
+  origin.url = Url::parse(address);
+  if (origin.url.scheme != "http" && origin.url.scheme != "https")
+    throw Error(errc::invalid_argument, "unsupported URL scheme for an HTTP client: " + origin.url.scheme);
+  origin.host_header = origin.url.authority();
+  origin.description = origin.url.scheme + "://" + origin.url.authority();
+  if (origin.url.path != "/") {
+    origin.base_path = origin.url.path;
+    while (!origin.base_path.empty() && origin.base_path.back() == '/') origin.base_path.pop_back();
+  }
+  const ProxySettings proxies = options.proxy ? *options.proxy : ProxySettings::from_environment();
+  origin.proxy = proxies.proxy_for(origin.url);
+  if (origin.proxy) {
+    if (!origin.proxy->userinfo.empty())
+      origin.proxy_authorization = "Basic " + base64(percent_decode(origin.proxy->userinfo));
+    origin.absolute_form = !origin.url.is_tls();
+  }
+  origin.tls_options = options.tls;
+  if (origin.url.is_tls()) origin.tls = make_tls_context(options.tls);
+  return origin;
+}
+
+}  // namespace detail
+
+struct Tcp {
+  using Stream = detail::PlainStream<asio::ip::tcp::socket>;
+
+  static detail::Origin make_origin(std::string_view url, const ClientOptions& options) {
+    auto origin = detail::make_url_origin(url, options);
+    if (origin.url.is_tls()) throw Error(errc::invalid_argument, "http::Tcp cannot reach " + origin.description + "; use Tls or TcpOrTls");
+    return origin;
+  }
+  static Stream connect(asio::io_context& ctx, const detail::Origin& origin, detail::Clock::time_point deadline) {
+    return Stream(detail::connect_origin_tcp(ctx, origin, deadline, false));
+  }
+};
+
+struct Tls {
+  using Stream = detail::TlsStream;
+
+  static detail::Origin make_origin(std::string_view url, const ClientOptions& options) {
+    auto origin = detail::make_url_origin(url, options);
+    if (!origin.url.is_tls()) throw Error(errc::invalid_argument, "http::Tls needs an https:// URL, not " + origin.description);
+    return origin;
+  }
+  static Stream connect(asio::io_context& ctx, const detail::Origin& origin, detail::Clock::time_point deadline) {
+    Stream stream(detail::connect_origin_tcp(ctx, origin, deadline, true), *origin.tls);
+    stream.handshake(ctx, origin, deadline);
+    return stream;
+  }
+};
+
+struct TcpOrTls {
+  using Stream = detail::TcpOrTlsStream;
+
+  static detail::Origin make_origin(std::string_view url, const ClientOptions& options) {
+    return detail::make_url_origin(url, options);
+  }
+  static Stream connect(asio::io_context& ctx, const detail::Origin& origin, detail::Clock::time_point deadline) {
+    if (!origin.url.is_tls()) return Stream(Tcp::connect(ctx, origin, deadline));
+    return Stream(Tls::connect(ctx, origin, deadline));
+  }
+};
+
+struct UnixSocket {
+  using Stream = detail::PlainStream<asio::local::stream_protocol::socket>;
+
+  // "/var/run/docker.sock" or "unix:///var/run/docker.sock".
+  static detail::Origin make_origin(std::string_view address, const ClientOptions&) {
+    detail::Origin origin;
+    if (address.substr(0, 7) == "unix://") address.remove_prefix(7);
+    if (address.empty()) throw Error(errc::invalid_argument, "empty Unix socket path");
+    if (address.size() >= sizeof(sockaddr_un{}.sun_path))
+      throw Error(errc::invalid_argument, "Unix socket path too long: " + std::string(address));
+    origin.unix_path = std::string(address);
+    origin.host_header = "localhost";  // HTTP/1.1 needs one; docker-py and curl send this
+    origin.description = "unix:" + origin.unix_path;
+    return origin;
+  }
+  static Stream connect(asio::io_context& ctx, const detail::Origin& origin, detail::Clock::time_point deadline) {
+    using protocol = asio::local::stream_protocol;
+    protocol::socket socket(ctx);
+    detail::open_cloexec(socket, protocol());
+    std::error_code ec;
+    bool done = false;
+    socket.async_connect(protocol::endpoint(origin.unix_path), [&](const std::error_code& e) {
+      ec = e;
+      done = true;
+    });
+    if (!detail::run_until(ctx, done, deadline, [&] { std::error_code ignored; socket.close(ignored); }))
+      throw Error(errc::timed_out, "connect to " + origin.description + ": timed out");
+    if (ec == std::errc::no_such_file_or_directory)
+      throw Error(errc::connection_failed, "connect to " + origin.description + ": no such socket");
+    if (ec) throw Error(errc::connection_failed, "connect to " + origin.description + ": " + ec.message());
+    return Stream(std::move(socket));
+  }
+};
+
+template <class T>
+concept Transport = requires(asio::io_context& ctx, const detail::Origin& origin,
+                             const ClientOptions& options, detail::Clock::time_point deadline) {
+  typename T::Stream;
+  { T::make_origin(std::string_view{}, options) } -> std::same_as<detail::Origin>;
+  { T::connect(ctx, origin, deadline) } -> std::same_as<typename T::Stream>;
+} && std::movable<typename T::Stream>;
+
+}  // namespace http
+WORKSPACE_NAMESPACE_END
