@@ -101,7 +101,7 @@ class UpgradedConnection {
   bool upgraded() const noexcept { return connection_ != nullptr; }
 
   // Reads what is available, waiting until the deadline; 0 means the peer closed its side.
-  // ec is asio::error::timed_out (== std::errc::timed_out) when the deadline passed, and the
+  // ec is errc::timed_out (== std::errc::timed_out) when the deadline passed, and the
   // connection is then closed.
   std::size_t read_some(char* data, std::size_t size, std::chrono::steady_clock::time_point deadline,
                         std::error_code& ec) {
@@ -118,13 +118,14 @@ class UpgradedConnection {
       ec.clear();
       return 0;
     }
+    if (ec == asio::error::timed_out) ec = make_error_code(errc::timed_out);  // == std::errc::timed_out
     return n;
   }
 
   std::size_t read_some(char* data, std::size_t size, std::chrono::steady_clock::time_point deadline) {
     std::error_code ec;
     const std::size_t n = read_some(data, size, deadline, ec);
-    if (ec == asio::error::timed_out) throw Error(errc::timed_out, "reading an upgraded connection: timed out");
+    if (ec == errc::timed_out) throw Error(errc::timed_out, "reading an upgraded connection: timed out");
     if (ec) throw Error(errc::connection_failed, "reading an upgraded connection: " + ec.message());
     return n;
   }
