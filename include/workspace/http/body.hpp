@@ -48,12 +48,14 @@ struct FileSource {
 };
 
 inline FileSource file_source(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK so that opening a FIFO cannot wait for a writer; cleared once it is a file.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) detail::throw_errno("open " + path);
   auto file = std::make_shared<detail::FileHandle>(fd);
   struct stat st {};
   if (::fstat(fd, &st) != 0) detail::throw_errno("stat " + path);
   if (!S_ISREG(st.st_mode)) throw Error(errc::invalid_argument, path + " is not a regular file");
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
   BodySource source = [file, path](char* buffer, std::size_t capacity) -> std::size_t {
     for (;;) {
       const ssize_t n = ::read(file->fd, buffer, capacity);
@@ -94,6 +96,7 @@ class Multipart {
 
   Multipart& add_file(std::string name, std::string filename, std::string content,
                       std::string content_type = "application/octet-stream") {
+    check_content_type(content_type);
     parts_.push_back(Part{std::move(name), std::move(filename), std::move(content_type), std::move(content), {}, 0, true});
     return *this;
   }
@@ -101,6 +104,7 @@ class Multipart {
   // A file part streamed from `source`, which must give exactly `size` bytes.
   Multipart& add_file(std::string name, std::string filename, BodySource source, std::uint64_t size,
                       std::string content_type = "application/octet-stream") {
+    check_content_type(content_type);
     parts_.push_back(Part{std::move(name), std::move(filename), std::move(content_type), {}, std::move(source), size, true});
     return *this;
   }
@@ -135,6 +139,11 @@ class Multipart {
     std::uint64_t source_size = 0;
     bool is_file = false;
   };
+
+  static void check_content_type(const std::string& type) {
+    if (type.find_first_of("\r\n") != std::string::npos || type.find('\0') != std::string::npos)
+      throw Error(errc::invalid_argument, "multipart content type contains a line break");
+  }
 
   // Quotes and line breaks in names are percent-escaped, as browsers do (WHATWG).
   static std::string escape(std::string_view s) {

@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <string>
 #include <string_view>
 
@@ -52,7 +53,10 @@ inline std::string server_message(const Response& response) {
     }
   }
   constexpr std::size_t limit = 512;
-  std::string text = body.substr(0, limit);
+  std::size_t cut = std::min(limit, body.size());
+  // Never split a UTF-8 sequence: back off over continuation bytes.
+  while (cut < body.size() && cut > 0 && (static_cast<unsigned char>(body[cut]) & 0xC0) == 0x80) --cut;
+  std::string text = body.substr(0, cut);
   for (char& c : text)
     if (static_cast<unsigned char>(c) < 0x20 && c != '\n' && c != '\t') c = ' ';
   if (body.size() > limit) text += "...";

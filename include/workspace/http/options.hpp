@@ -89,42 +89,55 @@ struct ProxySettings {
   static bool matches(std::string_view entry, const Url& origin) {
     if (entry.empty()) return false;
     if (entry == "*") return true;
-    // "host:port" limits the entry to one port (not for bare IPv6 addresses).
-    if (const auto colon = entry.rfind(':');
-        colon != std::string_view::npos && entry.find(':') == colon && entry.find('/') == entry.npos) {
-      if (entry.substr(colon + 1) != std::to_string(origin.port)) return false;
+    // "[v6]:port", "[v6]", "host:port" or "v4:port": a port limits the entry to that port.
+    std::optional<std::string_view> port;
+    if (entry.front() == '[') {
+      const auto close = entry.find(']');
+      if (close == std::string_view::npos) return false;
+      const std::string_view rest = entry.substr(close + 1);
+      if (!rest.empty()) {
+        if (rest.front() != ':') return false;
+        port = rest.substr(1);
+      }
+      entry = entry.substr(1, close - 1);
+    } else if (const auto colon = entry.rfind(':');
+               colon != std::string_view::npos && entry.find(':') == colon && entry.find('/') == entry.npos) {
+      port = entry.substr(colon + 1);
       entry = entry.substr(0, colon);
     }
-    if (entry.size() > 2 && entry.front() == '[' && entry.back() == ']')
-      entry = entry.substr(1, entry.size() - 2);
-    if (const auto slash = entry.find('/'); slash != std::string_view::npos)
-      return in_cidr(entry.substr(0, slash), entry.substr(slash + 1), origin.host);
+    if (port && *port != std::to_string(origin.port)) return false;
+    if (entry.empty()) return false;
+
     std::error_code ec;
+    const auto host_ip = asio::ip::make_address(origin.host, ec);
+    const bool host_is_ip = !ec;
+    if (const auto slash = entry.find('/'); slash != std::string_view::npos)
+      return host_is_ip && in_cidr(entry.substr(0, slash), entry.substr(slash + 1), host_ip);
     const auto entry_ip = asio::ip::make_address(std::string(entry), ec);
-    if (!ec) {
-      const auto host_ip = asio::ip::make_address(origin.host, ec);
-      return !ec && host_ip == entry_ip;
-    }
-    // Domains match themselves and their subdomains; a leading dot or "*." changes nothing.
+    if (!ec) return host_is_ip && host_ip == entry_ip;
+    if (host_is_ip) return false;  // names never match addresses by suffix
+
+    // Domains match themselves and their subdomains; a leading "." or "*." and a trailing "."
+    // (the DNS root) change nothing.
     if (entry.substr(0, 2) == "*.") entry.remove_prefix(2);
-    if (entry.front() == '.') entry.remove_prefix(1);
-    const std::string host = origin.host;
+    if (!entry.empty() && entry.front() == '.') entry.remove_prefix(1);
+    if (!entry.empty() && entry.back() == '.') entry.remove_suffix(1);
+    if (entry.empty()) return false;
+    std::string_view host = origin.host;
+    if (!host.empty() && host.back() == '.') host.remove_suffix(1);
     if (detail::iequals(host, entry)) return true;
     return host.size() > entry.size() && host[host.size() - entry.size() - 1] == '.' &&
-           detail::iequals(std::string_view(host).substr(host.size() - entry.size()), entry);
+           detail::iequals(host.substr(host.size() - entry.size()), entry);
   }
 
-  static bool in_cidr(std::string_view network, std::string_view bits_text, const std::string& host) {
+  static bool in_cidr(std::string_view network, std::string_view bits_text, const asio::ip::address& addr) {
     std::error_code ec;
     const auto net = asio::ip::make_address(std::string(network), ec);
-    if (ec) return false;
-    const auto addr = asio::ip::make_address(host, ec);
-    if (ec || net.is_v4() != addr.is_v4()) return false;
+    if (ec || bits_text.empty() || bits_text.size() > 3 || net.is_v4() != addr.is_v4()) return false;
     unsigned bits = 0;
     for (char c : bits_text) {
       if (c < '0' || c > '9') return false;
       bits = bits * 10 + static_cast<unsigned>(c - '0');
-      if (bits > 128) return false;
     }
     const auto compare = [&](const auto& a, const auto& b) {
       if (bits > a.size() * 8) return false;

@@ -13,7 +13,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
-#include <ctime>
 #include <functional>
 #include <optional>
 #include <random>
@@ -77,22 +76,81 @@ struct RetryOptions {
 };
 
 namespace detail {
-// Retry-After: delta-seconds or an HTTP-date (RFC 9110 §10.2.3).
+// An HTTP-date in any of the three forms RFC 9110 §5.6.7 requires recipients to accept:
+//   Sun, 06 Nov 1994 08:49:37 GMT   (IMF-fixdate)
+//   Sunday, 06-Nov-94 08:49:37 GMT  (RFC 850)
+//   Sun Nov  6 08:49:37 1994        (asctime)
+// as seconds since the epoch. Parsed by hand: strptime's names follow the process's locale.
+inline std::optional<std::int64_t> parse_http_date(std::string_view text) {
+  std::vector<std::string_view> tokens;
+  std::size_t i = 0;
+  while (i < text.size()) {
+    while (i < text.size() && (text[i] == ' ' || text[i] == ',' || text[i] == '-')) ++i;
+    const std::size_t start = i;
+    while (i < text.size() && text[i] != ' ' && text[i] != ',' && text[i] != '-') ++i;
+    if (i > start) tokens.push_back(text.substr(start, i - start));
+  }
+  static constexpr std::string_view months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                                "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  const auto month_of = [&](std::string_view m) -> int {
+    for (int k = 0; k < 12; ++k)
+      if (m == months[k]) return k + 1;
+    return 0;
+  };
+  const auto number = [](std::string_view d, std::int64_t& out) {
+    if (d.empty() || d.size() > 4) return false;
+    out = 0;
+    for (char c : d) {
+      if (c < '0' || c > '9') return false;
+      out = out * 10 + (c - '0');
+    }
+    return true;
+  };
+  if (tokens.size() < 5) return std::nullopt;
+  std::int64_t day = 0, year = 0, hh = 0, mm = 0, ss = 0;
+  int month = 0;
+  std::string_view clock;
+  if ((month = month_of(tokens[1])) != 0) {  // asctime: weekday month day time year
+    if (!number(tokens[2], day) || !number(tokens[4], year)) return std::nullopt;
+    clock = tokens[3];
+  } else {  // weekday day month year time GMT
+    if (tokens.size() < 6 || tokens[5] != "GMT") return std::nullopt;
+    if (!number(tokens[1], day) || (month = month_of(tokens[2])) == 0 || !number(tokens[3], year))
+      return std::nullopt;
+    if (tokens[3].size() == 2) year += year < 70 ? 2000 : 1900;
+    clock = tokens[4];
+  }
+  if (clock.size() != 8 || clock[2] != ':' || clock[5] != ':' || !number(clock.substr(0, 2), hh) ||
+      !number(clock.substr(3, 2), mm) || !number(clock.substr(6, 2), ss))
+    return std::nullopt;
+  if (day < 1 || day > 31 || hh > 23 || mm > 59 || ss > 60) return std::nullopt;
+  // Days since 1970-01-01 in the proleptic Gregorian calendar (Howard Hinnant's algorithm).
+  const std::int64_t y = year - (month <= 2 ? 1 : 0);
+  const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const std::int64_t yoe = y - era * 400;
+  const std::int64_t mp = (month + 9) % 12;
+  const std::int64_t doy = (153 * mp + 2) / 5 + day - 1;
+  const std::int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  const std::int64_t days = era * 146097 + doe - 719468;
+  return days * 86400 + hh * 3600 + mm * 60 + ss;
+}
+
+// Retry-After: delta-seconds or an HTTP-date (RFC 9110 §10.2.3). Very long waits saturate.
 inline std::optional<std::chrono::milliseconds> parse_retry_after(std::string_view value) {
   while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
   while (!value.empty() && value.back() == ' ') value.remove_suffix(1);
   if (value.empty()) return std::nullopt;
+  constexpr std::int64_t max_seconds = 100LL * 365 * 86400;
   if (std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-    if (value.size() > 9) return std::chrono::milliseconds::max();
-    return std::chrono::seconds(std::stol(std::string(value)));
+    if (value.size() > 10) return std::chrono::seconds(max_seconds);
+    return std::chrono::seconds(std::min<std::int64_t>(std::stoll(std::string(value)), max_seconds));
   }
-  std::tm tm{};
-  const std::string text(value);
-  if (!strptime(text.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm)) return std::nullopt;
-  const auto when = std::chrono::system_clock::from_time_t(timegm(&tm));
-  const auto now = std::chrono::system_clock::now();
-  if (when <= now) return std::chrono::milliseconds(0);
-  return std::chrono::duration_cast<std::chrono::milliseconds>(when - now);
+  const auto when = parse_http_date(value);
+  if (!when) return std::nullopt;
+  const std::int64_t now =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  if (*when <= now) return std::chrono::milliseconds(0);
+  return std::chrono::seconds(std::min(*when - now, max_seconds));
 }
 }  // namespace detail
 

@@ -136,7 +136,8 @@ struct Url {
       authority.remove_prefix(at + 1);
     }
     std::string_view port_text;
-    if (!authority.empty() && authority.front() == '[') {
+    const bool bracketed = !authority.empty() && authority.front() == '[';
+    if (bracketed) {
       const auto close = authority.find(']');
       if (close == std::string_view::npos) throw bad("unterminated IPv6 address");
       url.host = std::string(authority.substr(1, close - 1));
@@ -152,6 +153,14 @@ struct Url {
     }
     if (url.host.empty() && url.scheme != "unix") throw bad("no host");
     url.host = detail::to_lower(url.host);
+    // The host goes into the Host header and into name resolution: only name characters, or an
+    // IPv6 address inside brackets.
+    for (char c : url.host) {
+      const bool name_char = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~';
+      const bool v6_char = (c >= 'a' && c <= 'f') || (c >= '0' && c <= '9') || c == ':' || c == '.';
+      if (bracketed ? !v6_char : !name_char) throw bad("bad character in host");
+    }
+    if (bracketed && url.host.find(':') == std::string::npos) throw bad("bad IPv6 address");
     if (!port_text.empty()) {
       unsigned long value = 0;
       for (char c : port_text) {

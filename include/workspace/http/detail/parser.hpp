@@ -220,12 +220,15 @@ class ResponseParser {
     const Headers& h = head_.headers;
     const int status = head_.status;
     const bool http11 = head_.version_minor == 1;
-    bool persistent = http11;
+    bool close = false;
+    bool keep_alive = false;
     for (const auto& [name, value] : h) {
       if (!iequals(name, "connection")) continue;
-      if (has_token(value, "close")) persistent = false;
-      if (!http11 && has_token(value, "keep-alive")) persistent = true;
+      close |= has_token(value, "close");
+      keep_alive |= has_token(value, "keep-alive");
     }
+    // HTTP/1.1 persists unless told to close; HTTP/1.0 only when asked to keep alive. Close wins.
+    bool persistent = !close && (http11 || keep_alive);
 
     if (status == 101) {
       upgraded_ = true;
@@ -242,8 +245,10 @@ class ResponseParser {
       if (iequals(name, "transfer-encoding")) {
         transfer_encoding = &value;
       } else if (iequals(name, "content-length")) {
+        // A list of one repeated value is tolerated (RFC 9112 §6.3); every element must be a
+        // number, and an empty value or element is invalid.
         std::string_view v = value;
-        while (!v.empty()) {
+        for (;;) {
           const auto comma = v.find(',');
           const std::uint64_t n = parse_decimal(trim_ows(v.substr(0, comma)));
           if (length && *length != n) malformed("conflicting Content-Length values");
@@ -261,6 +266,9 @@ class ResponseParser {
       return;
     }
     if (transfer_encoding) {
+      // Transfer-Encoding in HTTP/1.0, or beside Content-Length, is a framing the two ends may
+      // read differently (request smuggling): finish this response, then drop the connection.
+      if (!http11 || length) persistent = false;
       // Only a final "chunked" frames the body; any other coding runs to the connection's end.
       std::string_view te = trim_ows(*transfer_encoding);
       const auto last_comma = te.rfind(',');
@@ -334,13 +342,16 @@ class ResponseParser {
     if (!line) return 0;
     std::uint64_t size = 0;
     std::size_t digits = 0;
+    std::size_t significant = 0;
     for (char c : *line) {
       int v;
       if (c >= '0' && c <= '9') v = c - '0';
       else if (c >= 'a' && c <= 'f') v = c - 'a' + 10;
       else if (c >= 'A' && c <= 'F') v = c - 'A' + 10;
       else break;
-      if (++digits > 15) malformed("chunk size too large");  // 2^60: no real body is bigger
+      ++digits;
+      if (size == 0 && v == 0) continue;  // leading zeros
+      if (++significant > 15) malformed("chunk size too large");  // 2^60: no real body is bigger
       size = size * 16 + static_cast<std::uint64_t>(v);
     }
     if (digits == 0) malformed("bad chunk size");
