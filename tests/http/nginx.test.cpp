@@ -68,6 +68,22 @@ TEST(HttpNginx, GetsAStaticFileAndReusesTheConnection) {
   EXPECT_EQ(client.idle_connections(), 1u);  // five requests, one connection
 }
 
+// nginx numbers its connections: the same number means the same connection.
+TEST(HttpNginx, KeepAliveReallyReusesTheConnection) {
+  http::Client<http::Tcp> plain(nginx().base_url(), no_proxy());
+  http::Client<http::Tls> tls(nginx().tls_base_url(), trusting_test_ca());
+  http::Client<http::UnixSocket> unix_socket(nginx().unix_socket().string());
+  const auto same_connection = [](auto& client) {
+    const std::string first = client.get("/connection").body;
+    for (int i = 0; i < 3; ++i) EXPECT_EQ(client.get("/connection").body, first);
+    client.close_idle_connections();
+    EXPECT_NE(client.get("/connection").body, first);
+  };
+  same_connection(plain);
+  same_connection(tls);
+  same_connection(unix_socket);
+}
+
 TEST(HttpNginx, DecodesChunkedResponses) {
   const auto content = random_bytes(300'000, 11);
   put_file("chunked.bin", content);

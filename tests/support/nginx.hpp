@@ -148,6 +148,11 @@ class Nginx {
       default_type text/plain;
       return 200 "bye";
     }
+    # The connection's serial number: equal across requests only when the connection was reused.
+    location = /connection {
+      default_type text/plain;
+      return 200 "$connection";
+    }
     # Echo of the headers auth policies set (values are not JSON-escaped: keep them plain).
     location = /headers {
       default_type application/json;

@@ -1046,3 +1046,24 @@ TEST(HttpParserDetail, TrimOws) {
 }
 
 }  // namespace
+
+// The reason phrase ends up in error messages: it gets the same control-character check as
+// header values.
+TEST(HttpParser, ControlCharactersInTheReasonPhraseAreRefused) {
+  expect_protocol_error(std::string("HTTP/1.1 200 O\x1b[31mK\r\nContent-Length: 0\r\n\r\n"));
+  expect_protocol_error(bytes("HTTP/1.1 200 OK\0\r\nContent-Length: 0\r\n\r\n"));
+  EXPECT_EQ(parse_once("HTTP/1.1 200 All\tfine\r\nContent-Length: 0\r\n\r\n").reason, "All\tfine");
+}
+
+// An endless stream of 1xx responses would keep a request busy while data flows (so the idle
+// timeout never fires): their total counts against the header limit.
+TEST(HttpParser, EndlessInterimResponsesHitTheHeaderLimit) {
+  std::string wire;
+  while (wire.size() < 200'000) wire += "HTTP/1.1 100 Continue\r\n\r\n";
+  const Error e = error_of(wire);
+  EXPECT_EQ(e.code(), errc::protocol_error);
+  EXPECT_NE(std::string(e.what()).find("interim"), std::string::npos) << e.what();
+  // A few are fine.
+  EXPECT_EQ(parse_once("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
+                       "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").body, "ok");
+}

@@ -537,6 +537,10 @@ class Client {
         progress.body_delivered = true;
         if (!options.on_body(data)) fail(errc::cancelled, request, "cancelled while receiving the response body", progress);
       } else {
+        if (response.body.empty()) {  // before the first append, so the body is never copied twice
+          if (auto length = parser.content_length(); length && *length <= memory_limit)
+            response.body.reserve(static_cast<std::size_t>(*length));
+        }
         if (response.body.size() + data.size() > memory_limit)
           fail(errc::io_error, request,
                "response body exceeds max_body_in_memory (" + std::to_string(memory_limit) +
@@ -546,18 +550,10 @@ class Client {
       }
     };
     const std::size_t buffer_limit = state_->options.limits.max_header_bytes + state_->options.limits.max_chunk_line + 4096;
-    bool reserved = false;
     for (;;) {
       if (c.begin != c.end) {
         const std::uint64_t before = parser.body_bytes();
         c.begin += parser.parse(c.pending(), on_body);
-        if (parser.head_done() && !reserved) {
-          reserved = true;
-          if (!options.on_body) {
-            if (auto length = parser.content_length(); length && *length <= memory_limit)
-              response.body.reserve(static_cast<std::size_t>(*length));
-          }
-        }
         if (options.on_download && parser.body_bytes() != before &&
             !options.on_download(parser.body_bytes(), parser.content_length()))
           fail(errc::cancelled, request, "cancelled while receiving the response body", progress);

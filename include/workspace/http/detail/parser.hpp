@@ -79,6 +79,7 @@ class ResponseParser {
     head_request_ = head_request;
     state_ = State::head;
     scanned_ = 0;
+    interim_bytes_ = 0;
     head_ = ResponseHead{};
     framing_ = Framing::none;
     remaining_ = 0;
@@ -171,7 +172,13 @@ class ResponseParser {
     }
 
     const int status = head_.status;
-    if (status >= 100 && status < 200 && status != 101) return end;  // interim: the real one follows
+    if (status >= 100 && status < 200 && status != 101) {
+      // Interim: the real response follows. Their total counts against the header limit, so an
+      // endless stream of them cannot keep a request busy forever.
+      interim_bytes_ += end;
+      if (interim_bytes_ > limits_.max_header_bytes) malformed("too many interim (1xx) responses");
+      return end;
+    }
     decide_framing();
     return end;
   }
@@ -198,6 +205,9 @@ class ResponseParser {
     }
     if (status < 100) malformed("bad status code");
     if (line.size() > 12 && line[12] != ' ') malformed("bad status line");
+    for (std::size_t i = 13; i < line.size(); ++i)
+      if ((static_cast<unsigned char>(line[i]) < 0x20 && line[i] != '\t') || line[i] == 0x7F)
+        malformed("control character in the reason phrase");
     head_.status = status;
     head_.reason = std::string(line.size() > 13 ? line.substr(13) : std::string_view{});
   }
@@ -406,6 +416,7 @@ class ResponseParser {
   std::uint64_t remaining_ = 0;
   std::uint64_t body_bytes_ = 0;
   std::size_t trailer_bytes_ = 0;
+  std::size_t interim_bytes_ = 0;
   bool keep_alive_ = false;
   bool upgraded_ = false;
 };
