@@ -5,6 +5,8 @@
 #include <workspace/http/body.hpp>
 #include <workspace/http/transport.hpp>
 
+#include "../support/error_from.hpp"
+
 #include <gtest/gtest.h>
 
 #include <sys/wait.h>
@@ -65,16 +67,7 @@ http::BodySource string_source(std::string data, std::size_t step = SIZE_MAX) {
   };
 }
 
-template <class F>
-Error error_from(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e;
-  }
-  ADD_FAILURE() << "expected a workspace::Error";
-  return Error(errc::io_error, "nothing thrown");
-}
+using workspace_test::error_from;
 
 // A temporary directory, removed with its contents.
 class TempDir {

@@ -5,6 +5,8 @@
 #include <workspace/http/options.hpp>
 #include <workspace/http/transport.hpp>
 
+#include "../support/error_from.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -23,16 +25,7 @@ bool bypassed(const std::string& no_proxy, const std::string& url) {
   return s.bypassed(http::Url::parse(url));
 }
 
-template <class F>
-Error error_from(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e;
-  }
-  ADD_FAILURE() << "expected a workspace::Error";
-  return Error(errc::io_error, "nothing thrown");
-}
+using workspace_test::error_from;
 
 // ---------------------------------------------------------------------------------------------
 // NO_PROXY

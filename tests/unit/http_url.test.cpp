@@ -3,6 +3,8 @@
 
 #include <workspace/http/url.hpp>
 
+#include "../support/error_from.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -13,17 +15,7 @@ namespace {
 
 using namespace workspace;
 
-// Runs `f` and returns the workspace::Error it threw; fails the test when it throws nothing.
-template <class F>
-Error error_from(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e;
-  }
-  ADD_FAILURE() << "expected a workspace::Error";
-  return Error(errc::io_error, "nothing thrown");
-}
+using workspace_test::error_from;
 
 void expect_invalid(const std::string& text) {
   try {
