@@ -300,3 +300,32 @@ TEST(HttpFaults, InjectedTransportFault) {
   http::Client<BreaksAfter<100'000>> enough(server.url(), fast());
   EXPECT_EQ(enough.get("/").body.size(), 10'000u);
 }
+
+TEST(HttpFaults, ErrorBodiesAreKeptEvenWhenStreaming) {
+  // A sink expecting file data must not receive an error document; check_status quotes it.
+  ts::ScriptedServer server(ts::respond_sequence(
+      {"HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: 26\r\n\r\n{\"message\":\"no such file\"}"}));
+  http::Client<http::Tcp> client(server.url(), fast());
+  bool sink_called = false;
+  http::RequestOptions options;
+  options.on_body = [&](std::string_view) { return sink_called = true; };
+  const auto r = client.get("/archive", {}, options);
+  EXPECT_FALSE(sink_called);
+  EXPECT_EQ(r.status, 404);
+  try {
+    http::check_status(r, "GET /archive");
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.server_message(), "no such file");
+  }
+}
+
+TEST(HttpFaults, AnyTransportReachesUnixAndTcp) {
+  ts::ScriptedServer tcp(ts::respond_ok("over tcp"));
+  ts::TempDir dir;
+  auto unix_server = ts::ScriptedServer::unix_socket((dir.path() / "s.sock").string(), ts::respond_ok("over unix"));
+  http::Client<http::AnyTransport> a(tcp.url(), fast());
+  http::Client<http::AnyTransport> b("unix://" + (dir.path() / "s.sock").string(), fast());
+  EXPECT_EQ(a.get("/").body, "over tcp");
+  EXPECT_EQ(b.get("/").body, "over unix");
+}

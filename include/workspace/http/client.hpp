@@ -29,6 +29,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <chrono>
 #include <concepts>
 #include <cstddef>
@@ -128,6 +129,23 @@ class UpgradedConnection {
     if (ec == errc::timed_out) throw Error(errc::timed_out, "reading an upgraded connection: timed out");
     if (ec) throw Error(errc::connection_failed, "reading an upgraded connection: " + ec.message());
     return n;
+  }
+
+  // Waits until data can be read (or the peer closed) without consuming anything or closing the
+  // connection; false when the deadline passed first. Bytes buffered inside a TLS layer may not
+  // wake it: callers polling in slices should still read after their own deadline.
+  bool wait_readable(std::chrono::steady_clock::time_point deadline) {
+    auto& c = require();
+    if (c.begin != c.end) return true;
+    for (;;) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      pollfd p{c.stream->native_handle(), POLLIN, 0};
+      const int timeout = left.count() <= 0 ? 0 : static_cast<int>(std::min<std::int64_t>(left.count() + 1, 60'000));
+      const int ready = ::poll(&p, 1, timeout);
+      if (ready > 0) return true;
+      if (ready < 0 && errno != EINTR) return true;  // let the read report it
+      if (ready == 0 && std::chrono::steady_clock::now() >= deadline) return false;
+    }
   }
 
   void write(std::string_view data, std::chrono::steady_clock::time_point deadline) {
@@ -533,7 +551,9 @@ class Client {
     parser.start(request.method == "HEAD");
     const std::uint64_t memory_limit = state_->options.max_body_in_memory;
     const auto on_body = [&](std::string_view data) {
-      if (options.on_body) {
+      // Only a 2xx body streams to the sink; an error's body is kept for its message.
+      const int status = parser.head().status;
+      if (options.on_body && status >= 200 && status < 300) {
         progress.body_delivered = true;
         if (!options.on_body(data)) fail(errc::cancelled, request, "cancelled while receiving the response body", progress);
       } else {

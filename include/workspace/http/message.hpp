@@ -116,7 +116,9 @@ struct Response {
 
 // Per-request settings; unset durations fall back to the client's.
 struct RequestOptions {
-  BodySink on_body{};                // stream the response body instead of keeping it
+  // Streams a 2xx response body instead of keeping it (other statuses keep theirs in
+  // Response::body, for check_status() to quote).
+  BodySink on_body{};
   Progress on_upload{};              // request body progress
   Progress on_download{};            // response body progress
   std::optional<std::chrono::milliseconds> timeout{};       // whole request

@@ -17,6 +17,7 @@
 #include <workspace/http/url.hpp>
 #include <workspace/version.hpp>
 
+#include <asio/any_io_executor.hpp>
 #include <asio/connect.hpp>
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
@@ -384,6 +385,53 @@ struct UnixSocket {
       throw Error(errc::connection_failed, "connect to " + origin.description + ": no such socket");
     if (ec) throw Error(errc::connection_failed, "connect to " + origin.description + ": " + ec.message());
     return Stream(std::move(socket));
+  }
+};
+
+// unix://, http:// or https://, chosen when the client is made: for addresses that come from
+// configuration, like DOCKER_HOST.
+struct AnyTransport {
+  class Stream {
+   public:
+    using Unix = UnixSocket::Stream;
+    using executor_type = asio::any_io_executor;
+
+    explicit Stream(Unix s) : stream_(std::move(s)) {}
+    explicit Stream(detail::TcpOrTlsStream s) : stream_(std::move(s)) {}
+
+    template <class Buffers, class Handler>
+    void async_read_some(const Buffers& buffers, Handler&& handler) {
+      std::visit([&](auto& s) { s.async_read_some(buffers, std::forward<Handler>(handler)); }, stream_);
+    }
+    template <class Buffers, class Handler>
+    void async_write_some(const Buffers& buffers, Handler&& handler) {
+      std::visit([&](auto& s) { s.async_write_some(buffers, std::forward<Handler>(handler)); }, stream_);
+    }
+    executor_type get_executor() {
+      return std::visit([](auto& s) { return executor_type(s.get_executor()); }, stream_);
+    }
+    void close() noexcept {
+      std::visit([](auto& s) { s.close(); }, stream_);
+    }
+    void shutdown_send() noexcept {
+      std::visit([](auto& s) { s.shutdown_send(); }, stream_);
+    }
+    int native_handle() {
+      return std::visit([](auto& s) { return s.native_handle(); }, stream_);
+    }
+
+   private:
+    std::variant<Unix, detail::TcpOrTlsStream> stream_;
+  };
+
+  static detail::Origin make_origin(std::string_view address, const ClientOptions& options) {
+    if (address.substr(0, 7) == "unix://" || (!address.empty() && address.front() == '/'))
+      return UnixSocket::make_origin(address, options);
+    return TcpOrTls::make_origin(address, options);
+  }
+  static Stream connect(asio::io_context& ctx, const detail::Origin& origin, detail::Clock::time_point deadline) {
+    if (!origin.unix_path.empty()) return Stream(UnixSocket::connect(ctx, origin, deadline));
+    return Stream(TcpOrTls::connect(ctx, origin, deadline));
   }
 };
 
