@@ -1,0 +1,546 @@
+// DockerWorkspace: a container as a workspace, through the Engine API alone (no agent inside the
+// container, so any image with a POSIX shell works).
+//
+//   workspace::DockerWorkspace ws({.image = "python:3.12-slim"});
+//   auto r = ws.execute_command("python3 --version");
+//
+// The container is created with labels naming this library and the owning process, and removed
+// when the workspace is destroyed (unless keep_alive, or it was attached to or detached);
+// reap_orphans() removes the containers whose owner process is gone.
+#pragma once
+
+#include <workspace/core/concepts.hpp>
+#include <workspace/core/detail/validate.hpp>
+#include <workspace/core/error.hpp>
+#include <workspace/core/options.hpp>
+#include <workspace/core/results.hpp>
+#include <workspace/docker/detail/demux.hpp>
+#include <workspace/docker/engine.hpp>
+#include <workspace/docker/tar.hpp>
+#include <workspace/version.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
+
+WORKSPACE_NAMESPACE_BEGIN
+
+struct DockerMount {
+  enum class Type { bind, volume };
+  Type type = Type::bind;
+  std::string source{};  // host path (bind) or volume name (volume)
+  std::string target{};  // path in the container
+  bool read_only = false;
+};
+
+struct DockerWorkspaceOptions {
+  std::string image{};                        // required unless attaching
+  std::string working_dir = "/workspace";     // created if missing
+  std::map<std::string, std::string> environment{};
+  std::vector<DockerMount> mounts{};
+  std::string user{};                         // "uid[:gid]" or a name; empty: the image's
+  std::string network_mode = "none";          // "none", "host", or a network name
+  std::string platform{};                     // e.g. "linux/amd64"
+  std::optional<std::int64_t> memory_bytes{};
+  std::optional<double> cpus{};
+  std::optional<std::int64_t> pids_limit{};
+  std::map<std::string, std::string> labels{};
+  std::string name{};
+  bool keep_alive = false;                    // leave the container running when destroyed
+  std::string attach_to{};                    // use this existing container (id or name)
+  bool pull_if_missing = true;
+  docker::ProgressCallback on_pull_progress{};
+  docker::EngineOptions engine{};
+  // After a timeout, how long to wait for the killed command's stream to end.
+  std::chrono::milliseconds kill_grace{1000};
+};
+
+namespace docker::detail {
+
+inline constexpr const char* managed_label = "org.workspace-cpp.managed";
+inline constexpr const char* owner_pid_label = "org.workspace-cpp.owner-pid";
+inline constexpr const char* owner_start_label = "org.workspace-cpp.owner-start";
+inline constexpr const char* owner_host_label = "org.workspace-cpp.owner-host";
+
+// A process's start time in clock ticks since boot (/proc/<pid>/stat field 22): with the pid, it
+// names a process even after the pid is reused.
+inline std::string process_start_time(long pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  const auto close = text.rfind(')');
+  if (close == std::string::npos) return {};
+  std::size_t field = 2;  // the field after ")" is the 3rd
+  std::size_t at = close + 2;
+  while (field < 21 && at < text.size()) {
+    at = text.find(' ', at);
+    if (at == std::string::npos) return {};
+    ++at;
+    ++field;
+  }
+  return text.substr(at, text.find(' ', at) - at);
+}
+
+inline std::string host_name() {
+  char buffer[256] = {};
+  ::gethostname(buffer, sizeof buffer - 1);
+  return buffer;
+}
+
+// A word for /bin/sh, whatever it holds: '...' with each ' written as '\''.
+inline std::string shell_quote(std::string_view s) {
+  std::string out = "'";
+  for (char c : s) {
+    if (c == '\'') out += "'\\''";
+    else out += c;
+  }
+  out += '\'';
+  return out;
+}
+
+inline std::string random_token() {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::random_device device;
+  std::string out;
+  for (int i = 0; i < 32; ++i) out += digits[device() & 15u];
+  return out;
+}
+
+// Runs the user's command in its cwd, or reports a missing cwd unambiguously. It takes
+// $1 = cwd, $2 = marker, $3 = command.
+inline constexpr const char* exec_wrapper =
+    "cd -- \"$1\" 2>/dev/null || { printf '%s' \"$2\" >&2; exit 254; }; exec /bin/sh -c \"$3\"";
+
+// Kills every process that carries the command's token in its environment: the command, its
+// children, and daemons it started (they inherit the environment even when they leave the
+// process group). Docker has no exec-kill API.
+inline constexpr const char* exec_killer =
+    "t=\"WORKSPACE_EXEC_TOKEN=$1\"; i=0; while [ $i -lt 5 ]; do i=$((i+1)); found=; "
+    "for d in /proc/[0-9]*; do [ \"$d\" = \"/proc/$$\" ] && continue; "
+    "if tr '\\0' '\\n' < \"$d/environ\" 2>/dev/null | grep -qx \"$t\"; then "
+    "kill -9 \"${d#/proc/}\" 2>/dev/null && found=1; fi; done; [ -z \"$found\" ] && break; done";
+
+}  // namespace docker::detail
+
+template <class Client = http::Client<http::AnyTransport>>
+class BasicDockerWorkspace {
+ public:
+  using engine_type = docker::BasicEngine<Client>;
+
+  explicit BasicDockerWorkspace(DockerWorkspaceOptions options)
+      : options_(std::move(options)), engine_(std::make_shared<engine_type>(options_.engine)) {
+    if (!options_.attach_to.empty()) {
+      attach_existing(options_.attach_to);
+      return;
+    }
+    if (options_.image.empty()) throw Error(errc::invalid_argument, "DockerWorkspace: no image given");
+    if (options_.working_dir.empty() || options_.working_dir.front() != '/')
+      throw Error(errc::invalid_argument, "DockerWorkspace: working_dir must be absolute");
+    working_dir_ = options_.working_dir;
+    if (!engine_->image_exists(options_.image)) {
+      if (!options_.pull_if_missing)
+        throw Error(errc::not_found, "DockerWorkspace: no such image " + options_.image);
+      engine_->pull(options_.image, options_.on_pull_progress);
+    }
+    id_ = engine_->create_container(container_config(), options_.name, options_.platform);
+    owns_ = true;
+    try {
+      engine_->start(id_);
+    } catch (...) {
+      remove_quietly();
+      throw;
+    }
+  }
+
+  BasicDockerWorkspace(BasicDockerWorkspace&& other) noexcept
+      : options_(std::move(other.options_)), engine_(std::move(other.engine_)), id_(std::move(other.id_)),
+        working_dir_(std::move(other.working_dir_)), owns_(std::exchange(other.owns_, false)) {}
+  BasicDockerWorkspace& operator=(BasicDockerWorkspace&& other) noexcept {
+    if (this != &other) {
+      remove_quietly();
+      options_ = std::move(other.options_);
+      engine_ = std::move(other.engine_);
+      id_ = std::move(other.id_);
+      working_dir_ = std::move(other.working_dir_);
+      owns_ = std::exchange(other.owns_, false);
+    }
+    return *this;
+  }
+  BasicDockerWorkspace(const BasicDockerWorkspace&) = delete;
+  BasicDockerWorkspace& operator=(const BasicDockerWorkspace&) = delete;
+
+  ~BasicDockerWorkspace() { remove_quietly(); }
+
+  // An existing container, which this workspace will not remove.
+  static BasicDockerWorkspace attach(const std::string& id_or_name) {
+    DockerWorkspaceOptions options;
+    options.attach_to = id_or_name;
+    return BasicDockerWorkspace(std::move(options));
+  }
+  static BasicDockerWorkspace attach(const std::string& id_or_name, DockerWorkspaceOptions options) {
+    options.attach_to = id_or_name;
+    return BasicDockerWorkspace(std::move(options));
+  }
+
+  // Leaves the container running when this workspace goes away.
+  void detach() noexcept { owns_ = false; }
+
+  const std::string& id() const noexcept { return id_; }
+  const std::string& working_dir() const noexcept { return working_dir_; }
+  engine_type& engine() noexcept { return *engine_; }
+
+  void pause() { engine_->pause(id_); }
+  void resume() { engine_->unpause(id_); }
+
+  CommandResult execute_command(const std::string& command, const CommandOptions& options = {}) {
+    detail::validate_command(command, options);
+    const std::string cwd = options.cwd ? resolve(*options.cwd) : working_dir_;
+    const std::string token = docker::detail::random_token();
+    const std::string marker = "\x01workspace: missing cwd " + token + "\x01";
+    const auto started = std::chrono::steady_clock::now();
+    const auto deadline = options.timeout == no_timeout ? std::chrono::steady_clock::time_point::max()
+                                                        : started + options.timeout;
+
+    nlohmann::json env = nlohmann::json::array({"WORKSPACE_EXEC_TOKEN=" + token});
+    for (const auto& [k, v] : options.env) env.push_back(k + "=" + v);
+    nlohmann::json config = {
+        {"AttachStdin", false}, {"AttachStdout", true}, {"AttachStderr", true}, {"Tty", false},
+        {"Cmd", {"/bin/sh", "-c", docker::detail::exec_wrapper, "workspace-exec", cwd, marker, command}},
+        {"Env", env}, {"WorkingDir", "/"}};
+    if (!options_.user.empty()) config["User"] = options_.user;
+    const std::string exec_id = engine_->exec_create(id_, config);
+    auto stream = engine_->exec_start(exec_id);
+
+    CommandResult result;
+    result.command = command;
+    docker::detail::Demultiplexer demux;
+    const auto deliver = [&](docker::detail::Demultiplexer::Stream s, std::string_view data) {
+      using S = docker::detail::Demultiplexer::Stream;
+      if (s == S::system_error) throw Error(errc::bad_state, "docker exec: " + std::string(data));
+      (s == S::std_err ? result.std_err : result.std_out).append(data);
+      if (options.on_output) options.on_output(s == S::std_err ? OutputStream::std_err : OutputStream::std_out, data);
+    };
+
+    std::vector<char> buffer(64 * 1024);
+    auto quiet = std::chrono::milliseconds(20);
+    bool timed_out = false;
+    bool exited = false;  // the command's shell is gone; what remains is output held by others
+    for (;;) {
+      const auto now = std::chrono::steady_clock::now();
+      if (now >= deadline) {
+        timed_out = true;
+        break;
+      }
+      const auto slice = exited ? now + std::chrono::milliseconds(50) : std::min(deadline, now + quiet);
+      if (!stream.wait_readable(slice)) {
+        if (exited) break;  // drained
+        if (std::chrono::steady_clock::now() >= deadline) continue;
+        // Quiet: has the command ended while something else holds its output open?
+        const auto info = engine_->exec_inspect(exec_id);
+        if (!info.value("Running", true)) exited = true;
+        quiet = std::min(quiet * 2, std::chrono::milliseconds(500));
+        continue;
+      }
+      std::error_code ec;
+      const std::size_t n = stream.read_some(buffer.data(), buffer.size(), deadline, ec);
+      if (ec == errc::timed_out) {
+        timed_out = true;
+        break;
+      }
+      if (ec) throw Error(errc::connection_failed, "docker exec: reading the output: " + ec.message());
+      if (n == 0) break;  // end of stream
+      quiet = std::chrono::milliseconds(20);
+      demux.feed(std::string_view(buffer.data(), n), deliver);
+    }
+
+    if (timed_out) {
+      kill_exec(token);
+      // The stream ends once the processes are gone; keep what they wrote.
+      const auto until = std::chrono::steady_clock::now() + options_.kill_grace;
+      while (stream.upgraded()) {
+        std::error_code ec;
+        const std::size_t n = stream.read_some(buffer.data(), buffer.size(), until, ec);
+        if (ec || n == 0) break;
+        demux.feed(std::string_view(buffer.data(), n), deliver);
+      }
+      stream.close();
+      result.timeout_occurred = true;
+      result.exit_code = -1;
+      return result;
+    }
+    stream.close();
+
+    // The exit code is recorded a little after the stream ends: null means "not yet".
+    std::optional<int> code;
+    for (auto wait = std::chrono::milliseconds(1); !code; wait = std::min(wait * 2, std::chrono::milliseconds(100))) {
+      const auto info = engine_->exec_inspect(exec_id);
+      if (!info.value("Running", false) && info.contains("ExitCode") && info["ExitCode"].is_number_integer())
+        code = info["ExitCode"].template get<int>();
+      else if (std::chrono::steady_clock::now() - started > options.timeout + std::chrono::seconds(5))
+        throw Error(errc::timed_out, "docker exec: the daemon never reported an exit code");
+      else
+        std::this_thread::sleep_for(wait);
+    }
+    if (*code == 254 && result.std_err.size() >= marker.size() &&
+        result.std_err.compare(result.std_err.size() - marker.size(), marker.size(), marker) == 0)
+      throw Error(errc::not_found, "execute_command: cwd " + detail::quote(cwd) + " does not exist in container " + short_id());
+    result.exit_code = *code;
+    // Docker reports a signal death as 128 + signal, like a shell; exit codes in that range are
+    // read as signals too (the Engine API cannot tell them apart).
+    if (*code > 128 && *code < 128 + 65) result.signal = *code - 128;
+    return result;
+  }
+
+  FileOperationResult file_upload(const std::string& local_path, const std::string& workspace_path,
+                                  const TransferOptions& options = {}) {
+    const std::string remote = resolve(workspace_path);
+    FileOperationResult result{.source_path = local_path, .destination_path = remote};
+    if (workspace_path.empty()) return failed(result, "file_upload: empty workspace path");
+    try {
+      docker::tar::Writer writer;
+      writer.add_file(remote.substr(1), local_path);
+      const std::uint64_t file_size = std::filesystem::file_size(local_path);
+      put(std::move(writer), remote, file_size, options);
+      result.success = true;
+      result.file_size = file_size;
+    } catch (const std::exception& e) {
+      return failed(result, std::string("file_upload ") + local_path + " -> " + remote + ": " + e.what());
+    }
+    return result;
+  }
+
+  FileOperationResult file_write(const std::string& workspace_path, std::string_view content) {
+    const std::string remote = resolve(workspace_path);
+    FileOperationResult result{.source_path = {}, .destination_path = remote};
+    if (workspace_path.empty()) return failed(result, "file_write: empty workspace path");
+    try {
+      docker::tar::Writer writer;
+      writer.add_bytes(remote.substr(1), std::string(content));
+      put(std::move(writer), remote, content.size(), {});
+      result.success = true;
+      result.file_size = content.size();
+    } catch (const std::exception& e) {
+      return failed(result, std::string("file_write ") + remote + ": " + e.what());
+    }
+    return result;
+  }
+
+  FileOperationResult file_download(const std::string& workspace_path, const std::string& local_path,
+                                    const TransferOptions& options = {}) {
+    const std::string remote = resolve(workspace_path);
+    FileOperationResult result{.source_path = remote, .destination_path = local_path};
+    if (workspace_path.empty()) return failed(result, "file_download: empty workspace path");
+    try {
+      docker::tar::SingleFileExtractor extractor(local_path);
+      http::RequestOptions o;
+      o.on_body = [&](std::string_view data) {
+        extractor.feed(data);
+        if (options.on_progress && extractor.entry() &&
+            !options.on_progress(extractor.bytes_written(), extractor.entry()->size))
+          return false;
+        return true;
+      };
+      get(remote, o);
+      extractor.finish();
+      result.success = true;
+      result.file_size = extractor.bytes_written();
+    } catch (const std::exception& e) {
+      return failed(result, std::string("file_download ") + remote + " -> " + local_path + ": " + e.what());
+    }
+    return result;
+  }
+
+  FileReadResult file_read(const std::string& workspace_path) {
+    const std::string remote = resolve(workspace_path);
+    FileReadResult result{.path = remote};
+    if (workspace_path.empty()) {
+      result.error = "file_read: empty workspace path";
+      return result;
+    }
+    try {
+      docker::tar::SingleFileReader reader;
+      http::RequestOptions o;
+      o.on_body = [&](std::string_view data) {
+        reader.feed(data);
+        return true;
+      };
+      get(remote, o);
+      reader.finish();
+      result.content = std::move(reader).content();
+      result.success = true;
+    } catch (const std::exception& e) {
+      result.error = std::string("file_read ") + remote + ": " + e.what();
+    }
+    return result;
+  }
+
+  // Removes the containers this library made whose owner process (on this host) is gone.
+  // Returns how many were removed.
+  static std::size_t reap_orphans(docker::EngineOptions engine_options = {}) {
+    engine_type engine(std::move(engine_options));
+    const auto containers = engine.list_containers(
+        {{"label", {std::string(docker::detail::managed_label) + "=true",
+                    std::string(docker::detail::owner_host_label) + "=" + docker::detail::host_name()}}});
+    std::size_t removed = 0;
+    for (const auto& c : containers) {
+      const auto& labels = c.value("Labels", nlohmann::json::object());
+      const std::string pid_text = labels.value(docker::detail::owner_pid_label, std::string());
+      const std::string start = labels.value(docker::detail::owner_start_label, std::string());
+      const long pid = std::atol(pid_text.c_str());
+      if (pid > 0 && !start.empty() && docker::detail::process_start_time(pid) == start) continue;  // alive
+      engine.remove(c.value("Id", std::string()));
+      ++removed;
+    }
+    return removed;
+  }
+
+ private:
+  std::string short_id() const { return id_.substr(0, 12); }
+
+  std::string resolve(const std::string& path) const {
+    if (path.empty()) return path;
+    return detail::resolve_workspace_path(working_dir_, path);
+  }
+
+  static FileOperationResult failed(FileOperationResult result, std::string why) {
+    result.success = false;
+    result.error = std::move(why);
+    return result;
+  }
+
+  nlohmann::json container_config() const {
+    nlohmann::json labels = nlohmann::json::object();
+    for (const auto& [k, v] : options_.labels) labels[k] = v;
+    labels[docker::detail::managed_label] = "true";
+    labels[docker::detail::owner_pid_label] = std::to_string(::getpid());
+    labels[docker::detail::owner_start_label] = docker::detail::process_start_time(::getpid());
+    labels[docker::detail::owner_host_label] = docker::detail::host_name();
+    nlohmann::json env = nlohmann::json::array();
+    for (const auto& [k, v] : options_.environment) env.push_back(k + "=" + v);
+    nlohmann::json mounts = nlohmann::json::array();
+    for (const auto& m : options_.mounts)
+      mounts.push_back({{"Type", m.type == DockerMount::Type::bind ? "bind" : "volume"},
+                        {"Source", m.source}, {"Target", m.target}, {"ReadOnly", m.read_only}});
+    nlohmann::json host = {{"NetworkMode", options_.network_mode}, {"Mounts", mounts}};
+    if (options_.memory_bytes) host["Memory"] = *options_.memory_bytes;
+    if (options_.cpus) host["NanoCpus"] = static_cast<std::int64_t>(*options_.cpus * 1e9);
+    if (options_.pids_limit) host["PidsLimit"] = *options_.pids_limit;
+    nlohmann::json config = {
+        {"Image", options_.image},
+        // Idles as PID 1 and ends at once on `docker stop` (a shell ignores SIGTERM as PID 1).
+        {"Entrypoint", {"/bin/sh", "-c", "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"}},
+        {"Cmd", nlohmann::json::array()},
+        {"WorkingDir", options_.working_dir},
+        {"Env", env},
+        {"Labels", labels},
+        {"Tty", false},
+        {"AttachStdin", false}, {"AttachStdout", false}, {"AttachStderr", false},
+        {"HostConfig", host}};
+    // An init as PID 1 reaps what killed commands leave behind.
+    config["HostConfig"]["Init"] = true;
+    if (!options_.user.empty()) config["User"] = options_.user;
+    return config;
+  }
+
+  void attach_existing(const std::string& id_or_name) {
+    const auto info = engine_->inspect(id_or_name);
+    id_ = info.value("Id", id_or_name);
+    working_dir_ = info["Config"].value("WorkingDir", std::string());
+    if (working_dir_.empty()) working_dir_ = options_.working_dir.empty() ? "/" : options_.working_dir;
+    owns_ = false;
+  }
+
+  void remove_quietly() noexcept {
+    if (!owns_ || !engine_ || options_.keep_alive) return;
+    owns_ = false;
+    try {
+      engine_->remove(id_);
+    } catch (...) {
+      // A destructor cannot report; reap_orphans() finds what is left.
+    }
+  }
+
+  void kill_exec(const std::string& token) {
+    nlohmann::json config = {{"AttachStdin", false}, {"AttachStdout", true}, {"AttachStderr", true},
+                             {"Tty", false}, {"User", "0"},
+                             {"Cmd", {"/bin/sh", "-c", docker::detail::exec_killer, "workspace-kill", token}}};
+    const std::string exec_id = engine_->exec_create(id_, config);
+    auto stream = engine_->exec_start(exec_id);
+    char sink[4096];
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    for (;;) {
+      std::error_code ec;
+      if (stream.read_some(sink, sizeof sink, until, ec) == 0 || ec) break;
+    }
+  }
+
+  template <class Writer>
+  void put(Writer&& writer, const std::string& remote, std::uint64_t file_size, const TransferOptions& options) {
+    const std::uint64_t total = writer.size();
+    const std::uint64_t padded = (file_size + 511) / 512 * 512;
+    const std::uint64_t header = total - padded - 1024;  // the entry's header blocks
+    http::RequestOptions o;
+    if (options.on_progress) {
+      o.on_upload = [&, header, file_size](std::uint64_t done, std::optional<std::uint64_t>) {
+        const std::uint64_t file_done = done <= header ? 0 : std::min(file_size, done - header);
+        return options.on_progress(file_done, file_size);
+      };
+    }
+    auto source = std::move(writer).source();
+    http::Response response;
+    try {
+      response = engine_->put_archive(id_, "/", std::move(source), total, o);
+    } catch (const http::TransportError& e) {
+      // The daemon extracts as the bytes arrive and keeps what it got: remove the partial file.
+      if (e.progress().request_sent) remove_partial(remote);
+      throw;
+    }
+    if (!response.ok()) {
+      http::check_status(response, "docker: upload to " + remote);
+    }
+  }
+
+  void remove_partial(const std::string& remote) noexcept {
+    try {
+      CommandOptions o;
+      o.timeout = std::chrono::seconds(10);
+      execute_command("rm -f -- " + docker::detail::shell_quote(remote), o);
+    } catch (...) {
+      // Best effort: the upload's own error is what the caller needs to see.
+    }
+  }
+
+  http::Response get(const std::string& remote, const http::RequestOptions& o) {
+    auto response = engine_->get_archive(id_, remote, o);
+    if (!response.ok()) http::check_status(response, "docker: download " + remote);
+    return response;
+  }
+
+  DockerWorkspaceOptions options_;
+  std::shared_ptr<engine_type> engine_;
+  std::string id_;
+  std::string working_dir_;
+  bool owns_ = false;
+};
+
+using DockerWorkspace = BasicDockerWorkspace<>;
+
+static_assert(Workspace<DockerWorkspace>);
+static_assert(Pausable<DockerWorkspace>);
+static_assert(Attachable<DockerWorkspace>);
+
+WORKSPACE_NAMESPACE_END
