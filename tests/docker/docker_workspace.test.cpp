@@ -39,15 +39,8 @@ const std::string& image() {
     require_docker_or_throw();
     ts::TempDir context;
     ts::busybox_context(context.path());
-    docker::tar::Writer writer;
-    for (const auto& entry : std::filesystem::recursive_directory_iterator(context.path())) {
-      const std::string rel = std::filesystem::relative(entry.path(), context.path()).string();
-      if (entry.is_directory()) writer.add_directory(rel);
-      else writer.add_file(rel, entry.path().string());
-    }
     docker::Engine engine;
-    const auto size = writer.size();
-    engine.build(std::move(writer).source(), size, test_image);
+    engine.build_folder(context.path().string(), test_image);
     return std::string(test_image);
   }();
   return built;
@@ -198,6 +191,25 @@ TEST_F(DockerTest, MissingImageIsAClearError) {
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), errc::not_found);
     EXPECT_NE(std::string(e.what()).find("workspace-test-no-such-image"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(DockerTest, BuildsFromDockerfileTextAndReportsBuildErrors) {
+  docker::Engine engine;
+  std::vector<std::string> lines;
+  const std::string id = engine.build_dockerfile("FROM " + image() + "\nRUN echo built > /built.txt\n",
+                                                 "workspace-test-derived:latest",
+                                                 [&](std::string_view line) { lines.emplace_back(line); });
+  EXPECT_FALSE(lines.empty());
+  auto o = options();
+  o.image = "workspace-test-derived:latest";
+  DockerWorkspace ws(o);
+  EXPECT_EQ(ws.file_read("/built.txt").content, "built\n");
+  try {
+    engine.build_dockerfile("FROM " + image() + "\nRUN exit 3\n", "workspace-test-broken:latest");
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("build"), std::string::npos) << e.what();
   }
 }
 

@@ -4,12 +4,14 @@
 #pragma once
 
 #include <workspace/core/error.hpp>
+#include <workspace/docker/tar.hpp>
 #include <workspace/http.hpp>
 #include <workspace/version.hpp>
 
 #include <nlohmann/json.hpp>
 
 #include <cstdlib>
+#include <filesystem>
 #include <functional>
 #include <mutex>
 #include <optional>
@@ -202,6 +204,31 @@ class BasicEngine {
     if (!response.ok()) throw_status(response, "docker: build " + tag);
     lines.finish();
     return lines.image_id();
+  }
+
+  // Builds from a folder (the build context; its Dockerfile is `dockerfile` inside it).
+  std::string build_folder(const std::string& folder, const std::string& tag,
+                           const std::string& dockerfile = "Dockerfile", const ProgressCallback& progress = {}) {
+    namespace fs = std::filesystem;
+    tar::Writer writer;
+    std::error_code ec;
+    if (!fs::is_directory(folder, ec)) throw Error(errc::not_found, "docker: build context " + folder + " is not a folder");
+    for (auto it = fs::recursive_directory_iterator(folder); it != fs::recursive_directory_iterator(); ++it) {
+      const std::string rel = fs::relative(it->path(), folder).generic_string();
+      if (it->is_symlink()) writer.add_symlink(rel, fs::read_symlink(it->path()).string());
+      else if (it->is_directory()) writer.add_directory(rel);
+      else if (it->is_regular_file()) writer.add_file(rel, it->path().string());
+    }
+    const auto size = writer.size();
+    return build(std::move(writer).source(), size, tag, dockerfile, progress);
+  }
+
+  // Builds from Dockerfile text alone (an empty context: FROM, RUN, ENV... but no COPY).
+  std::string build_dockerfile(const std::string& text, const std::string& tag, const ProgressCallback& progress = {}) {
+    tar::Writer writer;
+    writer.add_bytes("Dockerfile", text);
+    const auto size = writer.size();
+    return build(std::move(writer).source(), size, tag, "Dockerfile", progress);
   }
 
   // --- containers
