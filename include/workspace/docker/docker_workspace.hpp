@@ -236,7 +236,7 @@ class BasicDockerWorkspace {
     };
 
     std::vector<char> buffer(64 * 1024);
-    auto quiet = std::chrono::milliseconds(20);
+    auto quiet = std::chrono::milliseconds(100);  // most commands end before the first inspect
     bool timed_out = false;
     bool exited = false;  // the command's shell is gone; what remains is output held by others
     for (;;) {
@@ -263,7 +263,7 @@ class BasicDockerWorkspace {
       }
       if (ec) throw Error(errc::connection_failed, "docker exec: reading the output: " + ec.message());
       if (n == 0) break;  // end of stream
-      quiet = std::chrono::milliseconds(20);
+      quiet = std::chrono::milliseconds(100);
       demux.feed(std::string_view(buffer.data(), n), deliver);
     }
 
