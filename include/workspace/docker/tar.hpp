@@ -18,8 +18,8 @@
 #include <workspace/core/detail/validate.hpp>
 #include <workspace/core/error.hpp>
 #include <workspace/http/message.hpp>
-#include <workspace/local/detail/fd.hpp>
-#include <workspace/local/detail/files.hpp>
+#include <workspace/core/detail/fd.hpp>
+#include <workspace/core/detail/files.hpp>
 #include <workspace/version.hpp>
 
 #include <fcntl.h>

@@ -6,7 +6,7 @@
 #include <workspace/core/error.hpp>
 #include <workspace/core/options.hpp>
 #include <workspace/core/results.hpp>
-#include <workspace/local/detail/files.hpp>
+#include <workspace/core/detail/files.hpp>
 #include <workspace/local/detail/process.hpp>
 #include <workspace/version.hpp>
 

@@ -18,7 +18,7 @@
 #include <workspace/core/error.hpp>
 #include <workspace/core/options.hpp>
 #include <workspace/core/results.hpp>
-#include <workspace/local/detail/fd.hpp>
+#include <workspace/core/detail/fd.hpp>
 #include <workspace/version.hpp>
 
 #include <algorithm>
