@@ -518,7 +518,12 @@ class BasicDockerWorkspace {
     try {
       CommandOptions o;
       o.timeout = std::chrono::seconds(10);
-      execute_command("rm -f -- " + docker::detail::shell_quote(remote), o);
+      // The daemon may still be extracting what reached it when our connection closed: remove
+      // the file until it stays gone for a moment.
+      const std::string p = docker::detail::shell_quote(remote);
+      execute_command("i=0; while [ $i -lt 10 ]; do rm -f -- " + p + "; sleep 0.2; [ -e " + p +
+                          " ] || exit 0; i=$((i+1)); done; exit 1",
+                      o);
     } catch (...) {
       // Best effort: the upload's own error is what the caller needs to see.
     }
