@@ -255,14 +255,16 @@ class TlsStream {
   std::unique_ptr<asio::ssl::stream<Socket>> stream_;
 };
 
-// A TCP or a TLS stream, as the URL's scheme said.
-class TcpOrTlsStream {
+// One of several streams, chosen when the connection is made: each operation goes to the one
+// held. The executor is type-erased, since the alternatives' executors may differ in type.
+template <class... Streams>
+class VariantStream {
  public:
-  using Plain = PlainStream<asio::ip::tcp::socket>;
-  using executor_type = asio::ip::tcp::socket::executor_type;
+  using executor_type = asio::any_io_executor;
 
-  explicit TcpOrTlsStream(Plain plain) : stream_(std::move(plain)) {}
-  explicit TcpOrTlsStream(TlsStream tls) : stream_(std::move(tls)) {}
+  template <class S>
+    requires(std::same_as<S, Streams> || ...)
+  explicit VariantStream(S stream) : stream_(std::move(stream)) {}
 
   template <class Buffers, class Handler>
   void async_read_some(const Buffers& buffers, Handler&& handler) {
@@ -273,7 +275,7 @@ class TcpOrTlsStream {
     std::visit([&](auto& s) { s.async_write_some(buffers, std::forward<Handler>(handler)); }, stream_);
   }
   executor_type get_executor() {
-    return std::visit([](auto& s) { return s.get_executor(); }, stream_);
+    return std::visit([](auto& s) { return executor_type(s.get_executor()); }, stream_);
   }
   void close() noexcept {
     std::visit([](auto& s) { s.close(); }, stream_);
@@ -286,8 +288,11 @@ class TcpOrTlsStream {
   }
 
  private:
-  std::variant<Plain, TlsStream> stream_;
+  std::variant<Streams...> stream_;
 };
+
+// A TCP or a TLS stream, as the URL's scheme said.
+using TcpOrTlsStream = VariantStream<PlainStream<asio::ip::tcp::socket>, TlsStream>;
 
 inline Origin make_url_origin(std::string_view address, const ClientOptions& options) {
   Origin origin;
@@ -391,38 +396,7 @@ struct UnixSocket {
 // unix://, http:// or https://, chosen when the client is made: for addresses that come from
 // configuration, like DOCKER_HOST.
 struct AnyTransport {
-  class Stream {
-   public:
-    using Unix = UnixSocket::Stream;
-    using executor_type = asio::any_io_executor;
-
-    explicit Stream(Unix s) : stream_(std::move(s)) {}
-    explicit Stream(detail::TcpOrTlsStream s) : stream_(std::move(s)) {}
-
-    template <class Buffers, class Handler>
-    void async_read_some(const Buffers& buffers, Handler&& handler) {
-      std::visit([&](auto& s) { s.async_read_some(buffers, std::forward<Handler>(handler)); }, stream_);
-    }
-    template <class Buffers, class Handler>
-    void async_write_some(const Buffers& buffers, Handler&& handler) {
-      std::visit([&](auto& s) { s.async_write_some(buffers, std::forward<Handler>(handler)); }, stream_);
-    }
-    executor_type get_executor() {
-      return std::visit([](auto& s) { return executor_type(s.get_executor()); }, stream_);
-    }
-    void close() noexcept {
-      std::visit([](auto& s) { s.close(); }, stream_);
-    }
-    void shutdown_send() noexcept {
-      std::visit([](auto& s) { s.shutdown_send(); }, stream_);
-    }
-    int native_handle() {
-      return std::visit([](auto& s) { return s.native_handle(); }, stream_);
-    }
-
-   private:
-    std::variant<Unix, detail::TcpOrTlsStream> stream_;
-  };
+  using Stream = detail::VariantStream<UnixSocket::Stream, Tcp::Stream, Tls::Stream>;
 
   static detail::Origin make_origin(std::string_view address, const ClientOptions& options) {
     if (address.substr(0, 7) == "unix://" || (!address.empty() && address.front() == '/'))
@@ -431,7 +405,8 @@ struct AnyTransport {
   }
   static Stream connect(asio::io_context& ctx, const detail::Origin& origin, detail::Clock::time_point deadline) {
     if (!origin.unix_path.empty()) return Stream(UnixSocket::connect(ctx, origin, deadline));
-    return Stream(TcpOrTls::connect(ctx, origin, deadline));
+    if (!origin.url.is_tls()) return Stream(Tcp::connect(ctx, origin, deadline));
+    return Stream(Tls::connect(ctx, origin, deadline));
   }
 };
 
