@@ -10,6 +10,7 @@
 #pragma once
 
 #include <workspace/core/concepts.hpp>
+#include <workspace/core/detail/shell.hpp>
 #include <workspace/core/detail/validate.hpp>
 #include <workspace/core/error.hpp>
 #include <workspace/core/options.hpp>
@@ -101,38 +102,10 @@ inline std::string host_name() {
   return buffer;
 }
 
-// A word for /bin/sh, whatever it holds: '...' with each ' written as '\''.
-inline std::string shell_quote(std::string_view s) {
-  std::string out = "'";
-  for (char c : s) {
-    if (c == '\'') out += "'\\''";
-    else out += c;
-  }
-  out += '\'';
-  return out;
-}
-
-inline std::string random_token() {
-  static constexpr char digits[] = "0123456789abcdef";
-  std::random_device device;
-  std::string out;
-  for (int i = 0; i < 32; ++i) out += digits[device() & 15u];
-  return out;
-}
-
 // Runs the user's command in its cwd, or reports a missing cwd unambiguously. It takes
 // $1 = cwd, $2 = marker, $3 = command.
 inline constexpr const char* exec_wrapper =
     "cd -- \"$1\" 2>/dev/null || { printf '%s' \"$2\" >&2; exit 254; }; exec /bin/sh -c \"$3\"";
-
-// Kills every process that carries the command's token in its environment: the command, its
-// children, and daemons it started (they inherit the environment even when they leave the
-// process group). Docker has no exec-kill API.
-inline constexpr const char* exec_killer =
-    "t=\"WORKSPACE_EXEC_TOKEN=$1\"; i=0; while [ $i -lt 5 ]; do i=$((i+1)); found=; "
-    "for d in /proc/[0-9]*; do [ \"$d\" = \"/proc/$$\" ] && continue; "
-    "if tr '\\0' '\\n' < \"$d/environ\" 2>/dev/null | grep -qx \"$t\"; then "
-    "kill -9 \"${d#/proc/}\" 2>/dev/null && found=1; fi; done; [ -z \"$found\" ] && break; done";
 
 }  // namespace docker::detail
 
@@ -209,7 +182,7 @@ class BasicDockerWorkspace {
   CommandResult execute_command(const std::string& command, const CommandOptions& options = {}) {
     detail::validate_command(command, options);
     const std::string cwd = options.cwd ? resolve(*options.cwd) : working_dir_;
-    const std::string token = docker::detail::random_token();
+    const std::string token = workspace::detail::random_token();
     const std::string marker = "\x01workspace: missing cwd " + token + "\x01";
     const auto started = std::chrono::steady_clock::now();
     const auto deadline = options.timeout == no_timeout ? std::chrono::steady_clock::time_point::max()
@@ -477,7 +450,7 @@ class BasicDockerWorkspace {
   void kill_exec(const std::string& token) {
     nlohmann::json config = {{"AttachStdin", false}, {"AttachStdout", true}, {"AttachStderr", true},
                              {"Tty", false}, {"User", "0"},
-                             {"Cmd", {"/bin/sh", "-c", docker::detail::exec_killer, "workspace-kill", token}}};
+                             {"Cmd", {"/bin/sh", "-c", workspace::detail::exec_killer, "workspace-kill", token}}};
     const std::string exec_id = engine_->exec_create(id_, config);
     auto stream = engine_->exec_start(exec_id);
     char sink[4096];
@@ -520,7 +493,7 @@ class BasicDockerWorkspace {
       o.timeout = std::chrono::seconds(10);
       // The daemon may still be extracting what reached it when our connection closed: remove
       // the file until it stays gone for a moment.
-      const std::string p = docker::detail::shell_quote(remote);
+      const std::string p = workspace::detail::shell_quote(remote);
       execute_command("i=0; while [ $i -lt 10 ]; do rm -f -- " + p + "; sleep 0.2; [ -e " + p +
                           " ] || exit 0; i=$((i+1)); done; exit 1",
                       o);

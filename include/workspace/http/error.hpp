@@ -46,7 +46,14 @@ inline std::string server_message(const Response& response) {
     for (const char* key : {"message", "detail", "error", "error_message", "msg"}) {
       const auto it = parsed.find(key);
       if (it == parsed.end()) continue;
-      if (it->is_string()) return it->get<std::string>();
+      if (it->is_string()) {
+        std::string text = it->get<std::string>();
+        // FastAPI's 5xx bodies put the generic text in "detail" and the cause in "exception".
+        const auto cause = parsed.find("exception");
+        if (cause != parsed.end() && cause->is_string() && !cause->get_ref<const std::string&>().empty())
+          text += ": " + cause->get<std::string>();
+        return text;
+      }
       if (it->is_object() && it->contains("message") && (*it)["message"].is_string())
         return (*it)["message"].get<std::string>();
       return it->dump();
