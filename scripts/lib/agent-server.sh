@@ -8,6 +8,10 @@
 #                         AGENT_SERVER_PID          the process to kill to stop it
 #                         returns non-zero, saying why on stderr, when it cannot.
 #   stop_agent_server     stops it (and every command it still runs); idempotent.
+#   agent_server_prepare  only makes sure a server can be launched (Python, trixie folder, venv).
+#   agent_server_instance_start / agent_server_instance_stop
+#                         one more server on a given port, for callers that manage several
+#                         (see scripts/agent-server-instance and tests/servers/runtime_api).
 #
 # The server needs Python >= 3.12. A python3.13/python3.12 on PATH that runs is used as it is;
 # otherwise Debian trixie (Python 3.13) is put in WORKSPACE_TRIXIE_ROOT with debootstrap, from
@@ -376,6 +380,119 @@ _agent_server_alive() {  # URL KEY PID: running and answering with this key
     "$1/api/bash/bash_events/search?limit=1" 2>/dev/null
 }
 
+# Makes sure the server can be launched: finds a host Python >= 3.12 or makes the trixie folder,
+# and installs the pinned server into a venv (once; later calls take well under a second).
+# STATE holds constraints.txt, install.lock and, in host mode, the venv. Sets _agent_server_mode
+# (host|chroot), _agent_server_py, _agent_server_venv and _agent_server_root for
+# _agent_server_spawn. Callers running in parallel serialise on STATE/install.lock.
+agent_server_prepare() {
+  local state=${1:-${AGENT_SERVER_STATE_DIR:-/tmp/workspace-agent-server}}
+  local root=${2:-${WORKSPACE_TRIXIE_ROOT:-/opt/workspace-trixie}}
+  mkdir -p "$state" || { _agent_server_say "cannot create $state"; return 1; }
+  local lockfd rc
+  exec {lockfd}>"$state/install.lock" || return 1
+  if ! flock -w 1800 "$lockfd"; then
+    _agent_server_say "timed out waiting for $state/install.lock"
+    exec {lockfd}>&-
+    return 1
+  fi
+  _agent_server_prepare_locked "$state" "$root"
+  rc=$?
+  exec {lockfd}>&-
+  return $rc
+}
+
+_agent_server_prepare_locked() {
+  local state=$1 root=$2
+  local cert=""
+  local c
+  for c in "${PIP_CERT:-}" "${SSL_CERT_FILE:-}" /etc/ssl/certs/ca-certificates.crt; do
+    [ -n "$c" ] && [ -f "$c" ] && { cert=$c; break; }
+  done
+  local PY
+  _agent_server_constraints >"$state/constraints.txt"
+  _agent_server_root=$root
+  if PY=$(_agent_server_host_python); then
+    _agent_server_mode=host _agent_server_py=$PY
+    _agent_server_venv=${AGENT_SERVER_VENV:-$state/venv-$(basename "$PY")}
+    _agent_server_install "$_agent_server_venv" "$cert" "$state/constraints.txt" env || return 1
+  else
+    [ $? -eq 2 ] && return 1
+    _agent_server_mode=chroot _agent_server_py=/usr/bin/python3 PY=/usr/bin/python3
+    _agent_server_venv=/opt/agent-server-venv
+    _agent_server_ensure_trixie "$root" || return 1
+    [ -f "$root$_agent_server_venv/.workspace-agent-server-$AGENT_SERVER_VERSION" ] && return 0
+    # pip inside needs name resolution and the host's CA bundle (which may hold a proxy's CA).
+    _agent_server_sudo cp -L /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null
+    if [ -n "$cert" ]; then
+      _agent_server_sudo cp -L "$cert" "$root/etc/workspace-host-ca.crt" || return 1
+      cert=/etc/workspace-host-ca.crt
+    fi
+    _agent_server_sudo cp "$state/constraints.txt" "$root/tmp/workspace-constraints.txt" || return 1
+    _agent_server_install "$_agent_server_venv" "$cert" /tmp/workspace-constraints.txt \
+      _agent_server_in_root "$root" || return 1
+  fi
+}
+
+# A free loopback port (the kernel's pick; the caller retries if someone takes it first).
+_agent_server_free_port() {
+  local code='import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+  if [ "$_agent_server_mode" = host ]; then
+    "$_agent_server_py" -c "$code"
+  else
+    _agent_server_in_root "$_agent_server_root" python3 -c "$code"
+  fi
+}
+
+# _agent_server_spawn PIDFILE LOGFILE PORT KEY WS SRV [NAME=VALUE...]
+# Launches one server (as agent_server_prepare set up) on 127.0.0.1:PORT accepting KEY, with the
+# host folder WS seen at the same path, its own state in the host folder SRV (emptied first; its
+# working directory) and NAME=VALUE added to its environment. Prints the pid of the process group
+# leader once the process exists; does not wait for /health. The log goes to LOGFILE.
+_agent_server_spawn() {
+  local pidfile=$1 logfile=$2 port=$3 key=$4 ws=$5 srv=$6; shift 6
+  local venv=$_agent_server_venv root=$_agent_server_root launch=() sudo=()
+  local env=(PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root
+    LANG=C.UTF-8 PYTHONUNBUFFERED=1 OH_ENABLE_VSCODE=0
+    OH_PRELOAD_TOOLS=0 OH_ENABLE_BROWSER=0 TMUX_TMPDIR=/tmp
+    LITELLM_LOCAL_MODEL_COST_MAP=True "$@" OH_SESSION_API_KEYS_0="$key")
+  if [ "$_agent_server_mode" = host ]; then
+    rm -rf "$srv" && mkdir -p "$srv" || { _agent_server_say "cannot create $srv"; return 1; }
+    # shellcheck disable=SC2016
+    launch=(sh -c 'cd "$1" && shift && exec "$@"' sh "$srv" env -i "${env[@]}" HOME="$HOME"
+      "$venv/bin/python" -m openhands.agent_server --host 127.0.0.1 --port "$port")
+  else
+    _agent_server_sudo rm -rf "$srv" && mkdir -p "$srv" ||
+      { _agent_server_say "cannot create $srv"; return 1; }
+    # Own mount and PID namespaces: /proc, /dev, the workspace and the state folder are mounted
+    # for the server only, and when it stops the kernel ends every command it left behind.
+    # shellcheck disable=SC2016
+    launch=(unshare --mount --propagation private --pid --fork --kill-child=SIGTERM
+      --mount-proc="$root/proc" sh -c '
+        root=$1 ws=$2 srv=$3; shift 3
+        mount --rbind /dev "$root/dev" &&
+        mkdir -p "$root$ws" && mount --bind "$ws" "$root$ws" &&
+        mkdir -p "$root$srv" && mount --bind "$srv" "$root$srv" &&
+        exec chroot "$root" /bin/sh -c '\''cd "$1" && shift && exec "$@"'\'' sh "$srv" \
+          /usr/bin/env -i "$@"' sh "$root" "$ws" "$srv"
+      "${env[@]}" "$venv/bin/python" -m openhands.agent_server --host 127.0.0.1 --port "$port")
+    [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+  fi
+  # setsid forks when the caller's job control made us a group leader, so the server's pid
+  # is the one it writes itself.
+  rm -f "$pidfile"
+  # shellcheck disable=SC2016
+  "${sudo[@]}" setsid sh -c 'echo $$ >"$0" && exec "$@"' "$pidfile" "${launch[@]}" \
+    </dev/null >"$logfile" 2>&1 9>&- &
+  local pid="" deadline=$((SECONDS + 30))
+  while [ -z "$pid" ] && [ $SECONDS -lt $deadline ]; do
+    sleep 0.05
+    pid=$(cat "$pidfile" 2>/dev/null)
+  done
+  [ -n "$pid" ] || { _agent_server_say "the server process did not start (log $logfile)"; return 1; }
+  echo "$pid"
+}
+
 ensure_agent_server() {
   local state=${AGENT_SERVER_STATE_DIR:-/tmp/workspace-agent-server}
   local root=${WORKSPACE_TRIXIE_ROOT:-/opt/workspace-trixie}
@@ -404,85 +521,18 @@ _agent_server_start() {
 
   local ws=${AGENT_SERVER_WORKSPACE:-$state/workspace}
   mkdir -p "$ws" && ws=$(cd "$ws" && pwd -P) || { _agent_server_say "cannot create $ws"; return 1; }
-  local cert=""
-  local c
-  for c in "${PIP_CERT:-}" "${SSL_CERT_FILE:-}" /etc/ssl/certs/ca-certificates.crt; do
-    [ -n "$c" ] && [ -f "$c" ] && { cert=$c; break; }
-  done
-
-  local PY mode venv srvstate launch=() sudo=()
-  _agent_server_constraints >"$state/constraints.txt"
-  if PY=$(_agent_server_host_python); then
-    mode=host
-    venv=${AGENT_SERVER_VENV:-$state/venv-$(basename "$PY")}
-    srvstate=$state/server
-    _agent_server_install "$venv" "$cert" "$state/constraints.txt" env || return 1
-  else
-    [ $? -eq 2 ] && return 1
-    mode=chroot PY=/usr/bin/python3
-    _agent_server_ensure_trixie "$root" || return 1
-    # pip inside needs name resolution and the host's CA bundle (which may hold a proxy's CA).
-    _agent_server_sudo cp -L /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null
-    if [ -n "$cert" ]; then
-      _agent_server_sudo cp -L "$cert" "$root/etc/workspace-host-ca.crt" || return 1
-      cert=/etc/workspace-host-ca.crt
-    fi
-    _agent_server_sudo cp "$state/constraints.txt" "$root/tmp/workspace-constraints.txt" || return 1
-    venv=/opt/agent-server-venv
-    srvstate=/var/lib/workspace-agent-server
-    _agent_server_install "$venv" "$cert" /tmp/workspace-constraints.txt \
-      _agent_server_in_root "$root" || return 1
-  fi
+  agent_server_prepare "$state" "$root" || return 1
 
   local key
   key=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
   local port pid url
   for _ in 1 2 3; do
-    # A free loopback port (the kernel's pick; retried if someone takes it before the server).
-    if [ "$mode" = host ]; then
-      port=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-    else
-      port=$(_agent_server_in_root "$root" python3 -c \
-        'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-    fi
+    port=$(_agent_server_free_port)
     [ -n "$port" ] || { _agent_server_say "cannot find a free port"; return 1; }
     url=http://127.0.0.1:$port
-    local env=(PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root
-      LANG=C.UTF-8 PYTHONUNBUFFERED=1 OH_SESSION_API_KEYS_0="$key" OH_ENABLE_VSCODE=0
-      OH_PRELOAD_TOOLS=0 OH_ENABLE_BROWSER=0 TMUX_TMPDIR=/tmp
-      LITELLM_LOCAL_MODEL_COST_MAP=True)
-    if [ "$mode" = host ]; then
-      rm -rf "$srvstate" && mkdir -p "$srvstate"
-      # shellcheck disable=SC2016
-      launch=(sh -c 'cd "$1" && shift && exec "$@"' sh "$srvstate" env -i "${env[@]}" HOME="$HOME"
-        "$venv/bin/python" -m openhands.agent_server --host 127.0.0.1 --port "$port")
-    else
-      # Own mount and PID namespaces: /proc, /dev and the workspace are mounted for the server
-      # only, and when it stops the kernel ends every command it left behind.
-      # shellcheck disable=SC2016
-      launch=(unshare --mount --propagation private --pid --fork --kill-child=SIGTERM
-        --mount-proc="$root/proc" sh -c '
-          root=$1 ws=$2 srv=$3; shift 3
-          mount --rbind /dev "$root/dev" &&
-          mkdir -p "$root$ws" && mount --bind "$ws" "$root$ws" &&
-          rm -rf "$root$srv" && mkdir -p "$root$srv" &&
-          exec chroot "$root" /bin/sh -c '\''cd "$1" && shift && exec "$@"'\'' sh "$srv" \
-            /usr/bin/env -i "$@"' sh "$root" "$ws" "$srvstate"
-        "${env[@]}" "$venv/bin/python" -m openhands.agent_server --host 127.0.0.1 --port "$port")
-      [ "$(id -u)" -eq 0 ] || sudo=(sudo)
-    fi
-    # setsid forks when the caller's job control made us a group leader, so the server's pid
-    # is the one it writes itself.
-    rm -f "$state/server.pid"
-    # shellcheck disable=SC2016
-    "${sudo[@]}" setsid sh -c 'echo $$ >"$0" && exec "$@"' "$state/server.pid" "${launch[@]}" \
-      </dev/null >"$state/server.log" 2>&1 9>&- &
+    pid=$(_agent_server_spawn "$state/server.pid" "$state/server.log" "$port" "$key" "$ws" \
+      "$state/server") || return 1
     local deadline=$((SECONDS + ${AGENT_SERVER_START_TIMEOUT:-120}))
-    pid=""
-    while [ -z "$pid" ] && [ $SECONDS -lt $deadline ]; do
-      sleep 0.1
-      pid=$(cat "$state/server.pid" 2>/dev/null)
-    done
     while _agent_server_running "$pid" && [ $SECONDS -lt $deadline ]; do
       if curl -fsS -m 2 -o /dev/null "$url/health" 2>/dev/null; then
         if _agent_server_alive "$url" "$key" "$pid"; then
@@ -492,7 +542,7 @@ _agent_server_start() {
             printf 'AGENT_SERVER_PID=%q\n' "$pid"
             printf 'AGENT_SERVER_WORKSPACE=%q\n' "$ws"
           } >"$state/server.env"
-          _agent_server_say "running at $url (pid $pid, $mode, log $state/server.log)"
+          _agent_server_say "running at $url (pid $pid, $_agent_server_mode, log $state/server.log)"
           return 0
         fi
         _agent_server_say "the server at $url answers /health but refuses its session key"
@@ -509,11 +559,13 @@ _agent_server_start() {
   return 1
 }
 
-# Stops the process group PID leads: SIGTERM, then SIGKILL after 10 s.
+# Stops the process group PID leads: SIGTERM (and SIGCONT, in case it was paused with SIGSTOP),
+# then SIGKILL after 10 s.
 _agent_server_stop_pid() {
   local pid=$1
   _agent_server_running "$pid" || return 0
   _agent_server_sudo kill -TERM -- "-$pid" 2>/dev/null || _agent_server_sudo kill -TERM "$pid" 2>/dev/null
+  _agent_server_sudo kill -CONT -- "-$pid" 2>/dev/null || _agent_server_sudo kill -CONT "$pid" 2>/dev/null
   for _ in $(seq 50); do
     _agent_server_running "$pid" || return 0
     sleep 0.2
@@ -538,4 +590,37 @@ stop_agent_server() {
     fi
   ) 9>"$state/lock" || return 1
   unset AGENT_SERVER_URL AGENT_SERVER_SESSION_KEY AGENT_SERVER_PID
+}
+
+# One more server, for callers that manage several (tests/servers/runtime_api/server.py does,
+# through scripts/agent-server-instance). agent_server_prepare runs first (with
+# AGENT_SERVER_STATE_DIR, so the venv is the one ensure_agent_server uses).
+#   agent_server_instance_start PORT KEY WORKSPACE_DIR STATE_DIR [NAME=VALUE...]
+#     prints the pid of the process group leader once it is spawned (not waiting for /health);
+#     STATE_DIR gets server.pid, server.log and server/ (the server's own state).
+#   agent_server_instance_stop PID   stops that process group and everything it started.
+agent_server_instance_start() {
+  if [ $# -lt 4 ]; then
+    _agent_server_say "usage: agent_server_instance_start PORT KEY WORKSPACE_DIR STATE_DIR [NAME=VALUE...]"
+    return 2
+  fi
+  local port=$1 key=$2 ws=$3 state=$4; shift 4
+  case $port in '' | *[!0-9]*) _agent_server_say "bad port '$port'"; return 2 ;; esac
+  [ -n "$key" ] || { _agent_server_say "empty key"; return 2; }
+  local kv
+  for kv in "$@"; do
+    case $kv in [A-Za-z_]*=*) ;; *) _agent_server_say "bad environment entry '${kv%%=*}'"; return 2 ;; esac
+  done
+  mkdir -p "$ws" "$state" && ws=$(cd "$ws" && pwd -P) && state=$(cd "$state" && pwd -P) ||
+    { _agent_server_say "cannot create $ws or $state"; return 1; }
+  agent_server_prepare >&2 || return 1
+  _agent_server_spawn "$state/server.pid" "$state/server.log" "$port" "$key" "$ws" \
+    "$state/server" "$@"
+}
+
+agent_server_instance_stop() {
+  local pid=${1:-}
+  case $pid in '' | *[!0-9]*) _agent_server_say "bad pid '$pid'"; return 2 ;; esac
+  _agent_server_stop_pid "$pid"
+  if _agent_server_running "$pid"; then _agent_server_say "pid $pid does not stop"; return 1; fi
 }
