@@ -1,0 +1,353 @@
+// APIRemoteWorkspace: an agent server in a runtime provisioned through the OpenHands runtime API
+// (POST /start, GET /sessions/{id}, /pause, /resume, /stop, all with X-API-Key), then used as a
+// RemoteWorkspace on the runtime's url with the runtime's session key.
+//
+//   workspace::APIRemoteWorkspace ws({.runtime_api_url = "https://runtime.example",
+//                                     .runtime_api_key = key,
+//                                     .server_image = "ghcr.io/openhands/agent-server:latest"});
+//   ws.execute_command("python3 --version");
+//
+// A runtime already running under options.session_id is attached to (a paused one resumed);
+// otherwise one is started. Readiness has its own budget (startup_wait_timeout), separate from
+// the per-request timeouts, and a runtime that fails or crash-loops ends the wait at once with
+// its pod logs in the Error. On destruction the runtime is stopped, paused (pause_on_close) or
+// left running (keep_alive, detach()). The runtime API key never goes to the agent server and
+// the session key never to the runtime API.
+#pragma once
+
+#include <workspace/agent/remote_workspace.hpp>
+#include <workspace/core/concepts.hpp>
+#include <workspace/core/detail/shell.hpp>
+#include <workspace/core/detail/validate.hpp>
+#include <workspace/core/error.hpp>
+#include <workspace/http/client.hpp>
+#include <workspace/http/error.hpp>
+#include <workspace/http/transport.hpp>
+#include <workspace/version.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+WORKSPACE_NAMESPACE_BEGIN
+
+struct APIRemoteWorkspaceOptions {
+  std::string runtime_api_url;  // e.g. https://runtime.example
+  std::string runtime_api_key;  // sent as X-API-Key to the runtime API only
+  std::string server_image;     // the agent-server image the runtime API runs
+  std::string image_pull_policy = "IfNotPresent";  // Always, IfNotPresent or Never
+  std::string session_id{};     // attach to this session's runtime; empty: a new agent-server-<id>
+  int resource_factor = 1;      // 1, 2, 4 or 8
+  std::optional<std::string> runtime_class = std::string("sysbox-runc");
+  std::string target_type = "binary";     // binary or source: picks the server command
+  std::optional<std::string> command{};   // overrides the server command
+  std::map<std::string, std::string> environment{};  // the agent server's environment
+  std::vector<std::string> forward_env{};            // names copied from this process's environment
+  std::string working_dir = "/workspace";
+  std::chrono::milliseconds init_timeout{std::chrono::seconds(300)};          // /start, /resume
+  std::chrono::milliseconds startup_wait_timeout{std::chrono::seconds(300)};  // until ready
+  std::chrono::milliseconds api_timeout{std::chrono::seconds(60)};            // other calls
+  // The readiness poll's first and longest pause (it doubles in between).
+  std::chrono::milliseconds startup_poll_initial{100};
+  std::chrono::milliseconds startup_poll_max{2000};
+  bool keep_alive = false;      // leave the runtime running on destruction
+  bool pause_on_close = false;  // pause it on destruction instead of stopping it
+  http::ClientOptions client{};
+  // Polling, spool and grace settings for the agent server; host, key and working_dir are set
+  // from the runtime.
+  RemoteWorkspaceOptions agent{};
+};
+
+template <class Client = http::Client<http::TcpOrTls>>
+class BasicAPIRemoteWorkspace {
+ public:
+  using agent_type = BasicRemoteWorkspace<Client>;
+
+  explicit BasicAPIRemoteWorkspace(APIRemoteWorkspaceOptions options) : state_(std::make_unique<State>()) {
+    state_->options = std::move(options);
+    auto& o = state_->options;
+    validate(o);
+    while (!o.runtime_api_url.empty() && o.runtime_api_url.back() == '/') o.runtime_api_url.pop_back();
+    if (o.session_id.empty()) o.session_id = "agent-server-" + workspace::detail::random_token();
+    state_->api = std::make_unique<Client>(o.runtime_api_url, o.client);
+    try {
+      start_or_attach();
+    } catch (...) {
+      close_quietly();
+      throw;
+    }
+  }
+
+  BasicAPIRemoteWorkspace(BasicAPIRemoteWorkspace&&) noexcept = default;
+  BasicAPIRemoteWorkspace& operator=(BasicAPIRemoteWorkspace&& other) noexcept {
+    if (this != &other) {
+      close_quietly();
+      state_ = std::move(other.state_);
+    }
+    return *this;
+  }
+  ~BasicAPIRemoteWorkspace() { close_quietly(); }
+
+  const std::string& working_dir() const noexcept { return state_->options.working_dir; }
+  const std::string& id() const noexcept { return state_->runtime_id; }  // the runtime id
+  const std::string& session_id() const noexcept { return state_->options.session_id; }
+  const std::string& url() const noexcept { return state_->url; }  // the agent server's base URL
+  agent_type& agent() { return *state_->agent; }
+
+  // Leaves the runtime running when this workspace goes away.
+  void detach() noexcept { state_->options.keep_alive = true; }
+
+  void pause() {
+    runtime_call("POST", "/pause", nlohmann::json{{"runtime_id", require_runtime()}}, state_->options.api_timeout);
+  }
+
+  // Resumes, waits until ready, and takes the session key the runtime now has (a resumed
+  // runtime may issue a new one and refuse the old).
+  void resume() {
+    const auto answer =
+        runtime_call("POST", "/resume", nlohmann::json{{"runtime_id", require_runtime()}}, state_->options.init_timeout);
+    take_connection(answer, false);
+    wait_until_ready();
+  }
+
+  // The runtime as the runtime API describes it now (status, pod_status, restarts, ...).
+  nlohmann::json describe() { return *get_session(); }
+
+  CommandResult execute_command(const std::string& command, const CommandOptions& options = {}) {
+    return state_->agent->execute_command(command, options);
+  }
+  FileOperationResult file_upload(const std::string& local_path, const std::string& workspace_path,
+                                  const TransferOptions& options = {}) {
+    return state_->agent->file_upload(local_path, workspace_path, options);
+  }
+  FileOperationResult file_download(const std::string& workspace_path, const std::string& local_path,
+                                    const TransferOptions& options = {}) {
+    return state_->agent->file_download(workspace_path, local_path, options);
+  }
+  FileOperationResult file_write(const std::string& workspace_path, std::string_view content) {
+    return state_->agent->file_write(workspace_path, content);
+  }
+  FileReadResult file_read(const std::string& workspace_path) { return state_->agent->file_read(workspace_path); }
+  std::vector<GitChange> git_changes(const std::string& path) { return state_->agent->git_changes(path); }
+  GitDiff git_diff(const std::string& path) { return state_->agent->git_diff(path); }
+
+ private:
+  struct State {
+    APIRemoteWorkspaceOptions options;
+    std::unique_ptr<Client> api;
+    std::optional<agent_type> agent;
+    std::string runtime_id;
+    std::string url;
+    std::string session_api_key;
+    bool started_here = false;
+  };
+
+  static void validate(const APIRemoteWorkspaceOptions& o) {
+    const auto bad = [](std::string why) { return Error(errc::invalid_argument, "APIRemoteWorkspace: " + why); };
+    if (o.runtime_api_url.empty()) throw bad("runtime_api_url is empty");
+    if (o.runtime_api_key.empty()) throw bad("runtime_api_key is empty");
+    if (o.server_image.empty()) throw bad("server_image is empty");
+    if (o.resource_factor != 1 && o.resource_factor != 2 && o.resource_factor != 4 && o.resource_factor != 8)
+      throw bad("resource_factor must be 1, 2, 4 or 8, got " + std::to_string(o.resource_factor));
+    if (o.image_pull_policy != "Always" && o.image_pull_policy != "IfNotPresent" && o.image_pull_policy != "Never")
+      throw bad("image_pull_policy must be Always, IfNotPresent or Never, got " + detail::quote(o.image_pull_policy));
+    if (o.target_type != "binary" && o.target_type != "source")
+      throw bad("target_type must be binary or source, got " + detail::quote(o.target_type));
+    if (o.working_dir.empty() || o.working_dir.front() != '/') throw bad("working_dir must be absolute");
+    if (o.startup_wait_timeout.count() <= 0) throw bad("startup_wait_timeout must be positive");
+  }
+
+  const std::string& require_runtime() const {
+    if (state_->runtime_id.empty()) throw Error(errc::bad_state, "APIRemoteWorkspace: no runtime");
+    return state_->runtime_id;
+  }
+
+  nlohmann::json runtime_call(std::string method, std::string target, const std::optional<nlohmann::json>& body,
+                              std::chrono::milliseconds timeout) {
+    http::Request r{.method = std::move(method), .target = std::move(target)};
+    r.headers.set("Accept", "application/json");
+    r.headers.set("X-API-Key", state_->options.runtime_api_key);
+    if (body) {
+      r.headers.set("Content-Type", "application/json");
+      r.body = body->dump();
+    }
+    const std::string what = "runtime API: " + state_->api->describe(r);
+    http::RequestOptions o;
+    o.timeout = timeout;
+    const http::Response response = state_->api->request(std::move(r), o);
+    http::check_status(response, what);
+    if (response.body.empty()) return nullptr;
+    auto parsed = nlohmann::json::parse(response.body, nullptr, false);
+    if (parsed.is_discarded()) throw Error(errc::protocol_error, what + ": the response is not JSON");
+    return parsed;
+  }
+
+  // GET /sessions/{id}; none when the runtime API knows no such session.
+  std::optional<nlohmann::json> get_session() {
+    try {
+      return runtime_call("GET", http::make_target("/sessions/" + state_->options.session_id), std::nullopt,
+                          state_->options.api_timeout);
+    } catch (const Error& e) {
+      if (e.http_status() == 404) return std::nullopt;
+      throw;
+    }
+  }
+
+  static std::string lower(std::string s) {
+    for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return s;
+  }
+
+  static std::string text_of(const nlohmann::json& runtime, const char* key) {
+    const auto it = runtime.find(key);
+    return it != runtime.end() && it->is_string() ? it->template get<std::string>() : std::string();
+  }
+
+  // Reads runtime_id (or id), url and session_api_key from a runtime object.
+  void take_connection(const nlohmann::json& runtime, bool required) {
+    if (!runtime.is_object()) {
+      if (required) throw Error(errc::protocol_error, "runtime API: the answer is not a runtime object");
+      return;
+    }
+    std::string id = text_of(runtime, "runtime_id");
+    if (id.empty()) id = text_of(runtime, "id");
+    const std::string url = text_of(runtime, "url");
+    if (required && (id.empty() || url.empty()))
+      throw Error(errc::protocol_error, "runtime API: invalid runtime response (no runtime_id or url)");
+    if (!id.empty()) state_->runtime_id = id;
+    if (!url.empty()) state_->url = url;
+    if (runtime.contains("session_api_key") && runtime["session_api_key"].is_string())
+      state_->session_api_key = runtime["session_api_key"].template get<std::string>();
+  }
+
+  nlohmann::json start_body() const {
+    const auto& o = state_->options;
+    nlohmann::json environment = nlohmann::json::object();
+    for (const auto& name : o.forward_env)
+      if (const char* value = std::getenv(name.c_str())) environment[name] = value;
+    for (const auto& [k, v] : o.environment) environment[k] = v;
+    std::string command = o.command.value_or(o.target_type == "source"
+                                                 ? "/agent-server/.venv/bin/python -m openhands.agent_server --port 60000"
+                                                 : "/usr/local/bin/openhands-agent-server --port 60000");
+    nlohmann::json body = {{"image", o.server_image},
+                           {"command", command},
+                           {"working_dir", "/"},
+                           {"environment", environment},
+                           {"session_id", o.session_id},
+                           {"run_as_user", 10001},
+                           {"fs_group", 10001},
+                           {"image_pull_policy", o.image_pull_policy}};
+    if (o.runtime_class) body["runtime_class"] = *o.runtime_class;
+    if (o.resource_factor != 1) body["resource_factor"] = o.resource_factor;
+    return body;
+  }
+
+  void start_or_attach() {
+    const auto existing = get_session();
+    const std::string status = existing ? lower(text_of(*existing, "status")) : std::string();
+    if (status == "running" || status == "paused" || status == "starting") {
+      take_connection(*existing, true);
+      if (status == "paused") resume_runtime();
+    } else {
+      const auto answer = runtime_call("POST", "/start", start_body(), state_->options.init_timeout);
+      state_->started_here = true;
+      take_connection(answer, true);
+    }
+    wait_until_ready();
+  }
+
+  void resume_runtime() {
+    const auto answer =
+        runtime_call("POST", "/resume", nlohmann::json{{"runtime_id", require_runtime()}}, state_->options.init_timeout);
+    take_connection(answer, false);
+  }
+
+  [[noreturn]] void fail_runtime(const nlohmann::json& runtime, const std::string& pod_status) {
+    std::string text = "runtime " + state_->runtime_id + " (session " + state_->options.session_id + ") is " + pod_status;
+    if (pod_status == "crashloopbackoff") text += " (often out of memory; try a larger resource_factor)";
+    if (runtime.contains("restart_count") && runtime["restart_count"].is_number())
+      text += "; restarts: " + runtime["restart_count"].dump();
+    if (runtime.contains("restart_reasons") && !runtime["restart_reasons"].empty())
+      text += " " + runtime["restart_reasons"].dump();
+    const std::string logs = text_of(runtime, "pod_logs");
+    if (!logs.empty()) text += "; pod logs: " + logs.substr(logs.size() > 4000 ? logs.size() - 4000 : 0);
+    throw Error(errc::bad_state, text);
+  }
+
+  // Polls GET /sessions/{id} until the pod is ready and the agent server answers /health.
+  void wait_until_ready() {
+    const auto& o = state_->options;
+    const auto deadline = std::chrono::steady_clock::now() + o.startup_wait_timeout;
+    auto pause = o.startup_poll_initial;
+    std::string last = "not found";
+    nlohmann::json last_runtime;
+    for (;;) {
+      const auto runtime = get_session();
+      if (runtime) {
+        last_runtime = *runtime;
+        take_connection(*runtime, false);
+        last = lower(text_of(*runtime, "pod_status"));
+        const std::string status = lower(text_of(*runtime, "status"));
+        if (last == "failed" || last == "unknown" || last == "crashloopbackoff") fail_runtime(*runtime, last);
+        if (status == "error" || status == "stopped") fail_runtime(*runtime, "status " + status);
+        if (last == "ready" && !state_->url.empty() && connect_agent()) return;
+      }
+      const auto now = std::chrono::steady_clock::now();
+      if (now >= deadline) {
+        std::string text = "runtime API: runtime for session " + o.session_id + " was not ready within " +
+                           std::to_string(std::chrono::duration<double>(o.startup_wait_timeout).count()) + " s (pod_status " + last + ")";
+        if (last_runtime.is_object() && last_runtime.contains("events")) text += "; events: " + last_runtime["events"].dump();
+        throw Error(errc::timed_out, text);
+      }
+      std::this_thread::sleep_for(std::min(pause, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now)));
+      pause = std::min(pause * 2, o.startup_poll_max);
+    }
+  }
+
+  // (Re)points the agent client at the runtime's url with its current key; true once /health
+  // answers there.
+  bool connect_agent() {
+    auto& s = *state_;
+    if (!s.agent || s.agent->host() != s.url) {
+      RemoteWorkspaceOptions a = s.options.agent;
+      a.host = s.url;
+      a.session_api_key = s.session_api_key;
+      a.working_dir = s.options.working_dir;
+      a.client = s.options.client;
+      s.agent.emplace(std::move(a));
+    } else {
+      s.agent->set_session_api_key(s.session_api_key);
+    }
+    return s.agent->alive();
+  }
+
+  void close_quietly() noexcept {
+    if (!state_ || state_->runtime_id.empty() || state_->options.keep_alive) return;
+    try {
+      const char* action = state_->options.pause_on_close ? "/pause" : "/stop";
+      runtime_call("POST", action, nlohmann::json{{"runtime_id", state_->runtime_id}}, std::chrono::seconds(30));
+    } catch (...) {
+      // A destructor cannot report; the runtime API's own idle reaping is the fallback.
+    }
+    state_->runtime_id.clear();
+  }
+
+  std::unique_ptr<State> state_;
+};
+
+using APIRemoteWorkspace = BasicAPIRemoteWorkspace<>;
+
+static_assert(Workspace<APIRemoteWorkspace>);
+static_assert(Pausable<APIRemoteWorkspace>);
+static_assert(GitCapable<APIRemoteWorkspace>);
+
+WORKSPACE_NAMESPACE_END
