@@ -13,6 +13,9 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <future>
 #include <string>
 
 using namespace workspace;
@@ -258,4 +261,51 @@ TEST_F(RemoteTest, ConcurrentCommandsOnOneWorkspaceKeepTheirOwnOutput) {
     });
   for (auto& t : threads) t.join();
   EXPECT_EQ(good.load(), 20);
+}
+
+// A server of its own, SIGKILLed (its whole process group) while a command runs: the call ends
+// with an Error promptly instead of waiting for its 60 s timeout.
+TEST_F(RemoteTest, AServerKilledMidCommandIsAnErrorNotAHang) {
+  const auto port = ts::free_tcp_port();
+  const std::string key = "killed-server-key";
+  const std::string dir = ts::fresh_agent_dir("killed");
+  const std::string state = dir + ".state";
+  const std::string command = std::string(WORKSPACE_SOURCE_DIR) + "/scripts/agent-server-instance start " +
+                              std::to_string(port) + " " + key + " '" + dir + "' '" + state + "'";
+  std::FILE* out = ::popen(command.c_str(), "r");
+  ASSERT_NE(out, nullptr);
+  char buffer[64] = {};
+  const bool read = std::fgets(buffer, sizeof buffer, out) != nullptr;
+  ASSERT_EQ(::pclose(out), 0) << command;
+  ASSERT_TRUE(read);
+  const pid_t leader = static_cast<pid_t>(std::atol(buffer));
+  ASSERT_GT(leader, 1);
+  struct Stop {
+    pid_t pid;
+    ~Stop() { ::kill(-pid, SIGKILL); }
+  } stop{leader};
+
+  RemoteWorkspace ws("http://127.0.0.1:" + std::to_string(port), key, dir);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(180);
+  while (!ws.alive() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  ASSERT_TRUE(ws.alive()) << "the second agent server did not start; see " << state << "/server.log";
+  ASSERT_EQ(ws.execute_command("echo up").std_out, "up\n");
+
+  auto killer = std::async(std::launch::async, [&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    ::kill(-leader, SIGKILL);
+  });
+  CommandOptions o;
+  o.timeout = std::chrono::seconds(60);
+  const auto start = std::chrono::steady_clock::now();
+  try {
+    ws.execute_command("sleep 50", o);
+    FAIL() << "a dead server gives no result";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), errc::connection_failed) << e.what();
+  }
+  EXPECT_LT(seconds_since(start), 15.0) << "the client hung on a dead server";
+  killer.get();
+  EXPECT_FALSE(ws.alive());
 }
