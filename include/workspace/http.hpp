@@ -9,3 +9,4 @@
 #include <workspace/http/policies.hpp>
 #include <workspace/http/transport.hpp>
 #include <workspace/http/url.hpp>
+#include <workspace/http/websocket.hpp>
