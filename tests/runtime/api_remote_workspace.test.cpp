@@ -207,45 +207,39 @@ TEST_F(RuntimeTest, BadOptionsAreRejectedBeforeAnyRequest) {
   }
 }
 
-TEST_F(RuntimeTest, APausedRuntimeAnswers503AndResumeTakesTheNewSessionKey) {
-  const std::string root = shared_folder("contract");
-  auto o = options(contract_session(), root);
-  o.keep_alive = true;
-  APIRemoteWorkspace ws(o);
-  const std::string old_key = api_call("GET", "/sessions/" + ws.session_id()).value("session_api_key", "");
-  ws.pause();
-  try {
-    ws.execute_command("true");
-    FAIL() << "a paused runtime cannot run commands";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.http_status(), 503) << e.what();
-  }
-  ws.resume();
-  const std::string new_key = api_call("GET", "/sessions/" + ws.session_id()).value("session_api_key", "");
-  EXPECT_NE(old_key, new_key);
-  EXPECT_EQ(ws.execute_command("echo resumed").std_out, "resumed\n");
-  // The old key no longer works: the workspace really switched.
-  RemoteWorkspace stale(ws.url(), old_key, root);
-  try {
-    stale.execute_command("true");
-    FAIL() << "the old key must be refused after resume";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), errc::authentication_failed) << e.what();
-  }
-}
-
-TEST_F(RuntimeTest, AttachingToAPausedRuntimeResumesIt) {
-  const std::string root = shared_folder("contract");
-  auto o = options(contract_session(), root);
-  o.keep_alive = true;
+// On a runtime of its own: the contract tests run beside it on the shared one.
+TEST_F(RuntimeTest, PauseAnswers503ResumeTakesTheNewKeyAndAttachingToAPausedRuntimeResumesIt) {
+  const std::string root = shared_folder("pause");
+  auto o = options("pause", root);
   std::string runtime_id;
   {
-    APIRemoteWorkspace first(o);
-    runtime_id = first.id();
-    first.pause();
+    APIRemoteWorkspace ws(o);
+    runtime_id = ws.id();
+    const std::string old_key = api_call("GET", "/sessions/" + ws.session_id()).value("session_api_key", "");
+    ws.pause();
+    try {
+      ws.execute_command("true");
+      FAIL() << "a paused runtime cannot run commands";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.http_status(), 503) << e.what();
+    }
+    ws.resume();
+    const std::string new_key = api_call("GET", "/sessions/" + ws.session_id()).value("session_api_key", "");
+    EXPECT_NE(old_key, new_key);
+    EXPECT_EQ(ws.execute_command("echo resumed").std_out, "resumed\n");
+    // The old key no longer works: the workspace really switched.
+    RemoteWorkspace stale(ws.url(), old_key, root);
+    try {
+      stale.execute_command("true");
+      FAIL() << "the old key must be refused after resume";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), errc::authentication_failed) << e.what();
+    }
+    ws.pause();
+    ws.detach();  // leave it paused
   }
   EXPECT_EQ(api_call("GET", "/sessions/" + o.session_id).value("status", ""), "paused");
-  APIRemoteWorkspace again(o);
+  APIRemoteWorkspace again(o);  // stops it at the end
   EXPECT_EQ(again.id(), runtime_id) << "attached to a new runtime instead of resuming";
   EXPECT_EQ(again.execute_command("echo back").std_out, "back\n");
 }

@@ -23,12 +23,14 @@
 #include <workspace/http/error.hpp>
 #include <workspace/http/transport.hpp>
 #include <workspace/http/url.hpp>
+#include <workspace/http/websocket.hpp>
 #include <workspace/version.hpp>
 
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -51,6 +53,10 @@ struct RemoteWorkspaceOptions {
   std::string session_api_key;  // sent as X-Session-API-Key on /api/*; empty for none
   std::string working_dir = "/workspace";  // absolute; where commands run and paths resolve
   http::ClientOptions client{};
+  // Start commands and hear their events on the server's /sockets/bash-events websocket (about
+  // twice as fast as polling, and it spares the server's event search); when the server or a
+  // proxy refuses the upgrade, or the socket breaks, commands are started and followed by REST.
+  bool use_websocket = true;
   // Polls for a command's end start at once and back off to this.
   std::chrono::milliseconds max_poll_interval{50};
   // With an output callback, the spool files are read this often while the command runs.
@@ -77,7 +83,8 @@ class BasicRemoteWorkspace {
                                                     .working_dir = std::move(working_dir)}) {}
 
   explicit BasicRemoteWorkspace(RemoteWorkspaceOptions options)
-      : options_(std::move(options)), key_(std::make_shared<Key>()) {
+      : options_(std::move(options)), key_(std::make_shared<Key>()),
+        websocket_refused_(std::make_shared<std::atomic<bool>>(false)) {
     if (options_.working_dir.empty() || options_.working_dir.front() != '/')
       throw Error(errc::invalid_argument, "RemoteWorkspace: working_dir must be absolute, got " +
                                               detail::quote(options_.working_dir));
@@ -272,18 +279,9 @@ class BasicRemoteWorkspace {
   // A JSON call; non-2xx throws with the server's detail (401: authentication_failed).
   nlohmann::json call(std::string method, std::string target, const std::optional<nlohmann::json>& body,
                       const http::RequestOptions& options) {
-    http::Request r{.method = std::move(method), .target = std::move(target)};
-    r.headers.set("Accept", "application/json");
-    if (body) {
-      r.headers.set("Content-Type", "application/json");
-      r.body = body->dump();
-    }
-    const std::string what = "agent server: " + client_->describe(r);
-    const http::Response response = send(std::move(r), options);
-    http::check_status(response, what);
-    auto parsed = nlohmann::json::parse(response.body, nullptr, false);
-    if (parsed.is_discarded()) throw Error(errc::protocol_error, what + ": the response is not JSON");
-    return parsed;
+    http::Headers headers;
+    if (std::string key = session_key(); !key.empty()) headers.set("X-Session-API-Key", std::move(key));
+    return client_->request_json(std::move(method), std::move(target), body, options, std::move(headers));
   }
 
   FileOperationResult upload(http::Multipart form, std::uint64_t size, FileOperationResult result,
@@ -356,20 +354,18 @@ class BasicRemoteWorkspace {
                                   : std::chrono::steady_clock::time_point::max();
       const std::string line = agent::detail::runner_command(
           spool_, cwd_, timed ? agent::detail::seconds_text(options_.timeout) : std::string(),
-          static_cast<long long>(wo.inline_output_limit), token_, result_.command, options_.env);
+          static_cast<long long>(wo.inline_output_limit), token_, result_.command, options_.env,
+          options_.on_output ? 10 : 0);
 
-      http::RequestOptions start_options;
-      start_options.timeout = std::chrono::seconds(30);
-      const auto started_command =
-          ws_.call("POST", "/api/bash/start_bash_command", nlohmann::json{{"command", line}, {"timeout", server_timeout}},
-                   start_options);
-      if (!started_command.contains("id") || !started_command["id"].is_string())
-        throw Error(errc::protocol_error, "agent server: start_bash_command answered no command id");
-      command_id_ = started_command["id"].template get<std::string>();
+      line_ = line;
+      server_timeout_ = server_timeout;
+      if (wo.use_websocket && !ws_.websocket_refused_->load()) start_on_socket(started);
+      if (!socket_) start_by_rest();
 
       try {
         auto wait = std::chrono::milliseconds(0);
         auto next_stream = started + std::chrono::milliseconds(50);
+        auto next_check = started + std::chrono::seconds(1);
         bool gave_up = false;
         while (!exit_code_) {
           const auto now = std::chrono::steady_clock::now();
@@ -377,24 +373,147 @@ class BasicRemoteWorkspace {
             gave_up = true;
             break;
           }
-          poll(deadline);
-          if (exit_code_) break;
+          if (socket_) {
+            // Events arrive by themselves; a search now and then covers any the socket missed.
+            auto wake = std::min(deadline, next_check);
+            if (options_.on_output) wake = std::min(wake, next_stream);
+            listen(wake);
+            if (exit_code_) break;
+            if (std::chrono::steady_clock::now() >= next_check) {
+              if (command_id_.empty()) find_command_id();
+              if (!command_id_.empty()) poll(deadline);
+              next_check = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+            }
+          } else {
+            poll(deadline);
+            if (exit_code_) break;
+          }
           if (options_.on_output && std::chrono::steady_clock::now() >= next_stream) {
             read_spool(false);
             next_stream = std::chrono::steady_clock::now() + wo.stream_interval;
           }
-          std::this_thread::sleep_for(wait);
-          wait = wait.count() == 0 ? std::chrono::milliseconds(1) : std::min(wait * 2, wo.max_poll_interval);
+          if (!socket_) {
+            std::this_thread::sleep_for(wait);
+            wait = wait.count() == 0 ? std::chrono::milliseconds(1) : std::min(wait * 2, wo.max_poll_interval);
+          }
         }
+        socket_.reset();
         if (gave_up) return abandon();
         return finish();
       } catch (...) {
+        socket_.reset();
         cleanup_quietly(true);
         throw;
       }
     }
 
    private:
+    using Socket = http::WebSocket<typename Client::transport_type>;
+
+    void start_by_rest() {
+      http::RequestOptions start_options;
+      start_options.timeout = std::chrono::seconds(30);
+      const auto started_command = ws_.call(
+          "POST", "/api/bash/start_bash_command", nlohmann::json{{"command", line_}, {"timeout", server_timeout_}},
+          start_options);
+      if (!started_command.contains("id") || !started_command["id"].is_string())
+        throw Error(errc::protocol_error, "agent server: start_bash_command answered no command id");
+      command_id_ = started_command["id"].template get<std::string>();
+    }
+
+    // Subscribes, authenticates in the first frame and sends the command in the second: the
+    // server reads them in order, so the subscription exists before the command starts. The
+    // command is recognised in the BashCommand event by its text, which holds our token. Any
+    // failure before the command can have started leaves socket_ empty for start_by_rest().
+    void start_on_socket(std::chrono::steady_clock::time_point started) {
+      const auto connect_deadline = started + std::chrono::seconds(10);
+      try {
+        socket_.emplace(Socket::connect(*ws_.client_, "/sockets/bash-events", {}, connect_deadline));
+      } catch (const Error& e) {
+        // A refused upgrade (a proxy without websockets, an older server) is remembered; a
+        // connection failure is left to the REST call to report.
+        if (e.code() != errc::connection_failed && e.code() != errc::timed_out) ws_.websocket_refused_->store(true);
+        socket_.reset();
+        return;
+      }
+      try {
+        socket_->send_text(nlohmann::json{{"type", "auth"}, {"session_api_key", ws_.session_key()}}.dump(),
+                           connect_deadline);
+        socket_->send_text(nlohmann::json{{"command", line_}, {"timeout", server_timeout_}}.dump(), connect_deadline);
+        sent_on_socket_ = true;
+      } catch (const Error&) {
+        socket_.reset();
+      }
+    }
+
+    // Reads socket events until `until` or our command's end.
+    void listen(std::chrono::steady_clock::time_point until) {
+      while (!exit_code_) {
+        std::optional<std::string> message;
+        try {
+          message = socket_->receive(until);
+        } catch (const Error& e) {
+          lost_socket(e);
+          return;
+        }
+        if (!message) return;
+        const auto event = nlohmann::json::parse(*message, nullptr, false);
+        if (!event.is_object()) continue;
+        const std::string kind = event.value("kind", std::string());
+        if (kind == "BashCommand") {
+          if (command_id_.empty() && event.value("command", std::string()) == line_)
+            command_id_ = event.value("id", std::string());
+          for (const auto& early : early_) take_event(early);
+          early_.clear();
+        } else if (kind == "BashOutput") {
+          if (command_id_.empty()) {
+            if (early_.size() < 64) early_.push_back(event);  // may be ours; its BashCommand is on the way
+          } else {
+            take_event(event);
+          }
+        } else if (kind == "BashError") {
+          throw Error(errc::protocol_error, "agent server refused the command: " + event.value("detail", std::string()));
+        }
+      }
+    }
+
+    void take_event(const nlohmann::json& event) {
+      if (event.value("command_id", std::string()) != command_id_) return;
+      accept(event);
+      apply();
+    }
+
+    // The socket closed or broke. If the server refused our key (close 4001) it never read the
+    // command: start it by REST, which reports the refusal as the HTTP API does. Otherwise
+    // continue by polling, first finding the command if its BashCommand event never came.
+    void lost_socket(const Error& e) {
+      const bool refused_key = socket_->close_code() == std::optional<std::uint16_t>(4001);
+      socket_.reset();
+      if (refused_key) {
+        start_by_rest();
+        return;
+      }
+      if (command_id_.empty()) {
+        find_command_id();
+        if (command_id_.empty()) {
+          if (!sent_on_socket_) throw e;
+          start_by_rest();  // the frame never reached the server's command service
+        }
+      }
+    }
+
+    // Our BashCommand among the newest ones, matched by its text (which holds our token).
+    void find_command_id() {
+      http::QueryParams q{{"kind__eq", "BashCommand"}, {"sort_order", "TIMESTAMP_DESC"}, {"limit", "100"}};
+      const auto page = ws_.call("GET", http::make_target("/api/bash/bash_events/search", q), std::nullopt, {});
+      if (!page.contains("items") || !page["items"].is_array()) return;
+      for (const auto& item : page["items"])
+        if (item.is_object() && item.value("command", std::string()) == line_) {
+          command_id_ = item.value("id", std::string());
+          return;
+        }
+    }
+
     // Output bytes at `offset` of their stream: what was not taken yet goes to the result and
     // the callback (the spool reads and the final inline copy overlap).
     void take(OutputStream s, std::uint64_t offset, std::string_view bytes) {
@@ -464,6 +583,7 @@ class BasicRemoteWorkspace {
         std::uint64_t offset = from;
         bool nothing_new = false;
         http::RequestOptions o;
+        if (!to_end) o.idle_timeout = std::chrono::seconds(5);  // a live read is only a preview
         o.on_body = [&](std::string_view data) {
           take(s, offset, data);
           offset += data.size();
@@ -543,6 +663,11 @@ class BasicRemoteWorkspace {
 
     BasicRemoteWorkspace& ws_;
     const CommandOptions& options_;
+    std::string line_;
+    long long server_timeout_ = 0;
+    std::optional<Socket> socket_;
+    bool sent_on_socket_ = false;
+    std::vector<nlohmann::json> early_;
     std::string cwd_;
     std::string token_;
     std::string spool_;
@@ -559,6 +684,7 @@ class BasicRemoteWorkspace {
 
   RemoteWorkspaceOptions options_;
   std::shared_ptr<Key> key_;
+  std::shared_ptr<std::atomic<bool>> websocket_refused_;  // the server or a proxy said no once
   std::shared_ptr<Client> client_;
 };
 

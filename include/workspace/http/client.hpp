@@ -235,10 +235,11 @@ class Client {
 
   // JSON in and out. A non-2xx answer throws an Error with the status and the server's message;
   // an empty 2xx body gives a null json.
+  // `headers` are added to the request (e.g. a credential that is not a policy's).
   nlohmann::json request_json(std::string method, std::string target,
                               const std::optional<nlohmann::json>& body = std::nullopt,
-                              const RequestOptions& options = {}) {
-    Request r{.method = std::move(method), .target = std::move(target)};
+                              const RequestOptions& options = {}, Headers headers = {}) {
+    Request r{.method = std::move(method), .target = std::move(target), .headers = std::move(headers)};
     r.headers.set("Accept", "application/json");
     if (body) {
       r.headers.set("Content-Type", "application/json");

@@ -173,22 +173,11 @@ class BasicAPIRemoteWorkspace {
 
   nlohmann::json runtime_call(std::string method, std::string target, const std::optional<nlohmann::json>& body,
                               std::chrono::milliseconds timeout) {
-    http::Request r{.method = std::move(method), .target = std::move(target)};
-    r.headers.set("Accept", "application/json");
-    r.headers.set("X-API-Key", state_->options.runtime_api_key);
-    if (body) {
-      r.headers.set("Content-Type", "application/json");
-      r.body = body->dump();
-    }
-    const std::string what = "runtime API: " + state_->api->describe(r);
+    http::Headers headers;
+    headers.set("X-API-Key", state_->options.runtime_api_key);
     http::RequestOptions o;
     o.timeout = timeout;
-    const http::Response response = state_->api->request(std::move(r), o);
-    http::check_status(response, what);
-    if (response.body.empty()) return nullptr;
-    auto parsed = nlohmann::json::parse(response.body, nullptr, false);
-    if (parsed.is_discarded()) throw Error(errc::protocol_error, what + ": the response is not JSON");
-    return parsed;
+    return state_->api->request_json(std::move(method), std::move(target), body, o, std::move(headers));
   }
 
   // GET /sessions/{id}; none when the runtime API knows no such session.

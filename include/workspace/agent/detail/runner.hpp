@@ -36,14 +36,16 @@ namespace agent::detail {
 // The runner, run by the server's /bin/sh after `set -- <arguments>`: $1 spool path prefix,
 // $2 cwd, $3 timeout in seconds ("" for none), $4 inline limit in bytes (-1: never), $5 token,
 // $6 command, $7 "env" when a variable name is not a shell name (so `export` cannot set it),
-// then NAME=VALUE words for the command's environment.
+// $8 the seconds to keep the spool files after the end (the client may be reading them: a file
+// removed under a range request breaks the server's response mid-body), then NAME=VALUE words
+// for the command's environment.
 //
 // Every program it starts costs milliseconds on the server, so it starts as few as it can: the
 // command's own shell, `sleep` for the watchdog (in the background), and only when there is
 // output, wc and base64; the spool files are removed in the background.
 inline std::string runner_script() {
   return std::string(
-             "d=$1 c=$2 t=$3 l=$4 k=$5 x=$6 e=$7; shift 7; "
+             "d=$1 c=$2 t=$3 l=$4 k=$5 x=$6 e=$7 r=$8; shift 8; "
              "cd -- \"$c\" 2>/dev/null || { printf '..0 0 0 0 c\\n'; exit 0; }; "
              "( umask 077 && : >\"$d.o\" && : >\"$d.e\" ) || { printf '..0 0 0 0 d\\n'; exit 0; }; "
              "( WORKSPACE_EXEC_TOKEN=$k; export WORKSPACE_EXEC_TOKEN; "
@@ -59,13 +61,13 @@ inline std::string runner_script() {
          "if [ -n \"$w\" ]; then if [ -e \"$d.t\" ]; then wait \"$w\"; else kill \"$w\" 2>/dev/null; fi; fi; "
          "to=0; [ -e \"$d.t\" ] && to=1; "
          "if [ ! -s \"$d.o\" ] && [ ! -s \"$d.e\" ]; then printf '..%s %s 0 0 i\\n' \"$s\" \"$to\"; "
-         "rm -f -- \"$d.o\" \"$d.e\" \"$d.t\" </dev/null >/dev/null 2>&1 & exit 0; fi; "
+         "( [ \"$r\" -gt 0 ] && sleep \"$r\"; rm -f -- \"$d.o\" \"$d.e\" \"$d.t\" ) </dev/null >/dev/null 2>&1 & exit 0; fi; "
          "set -- $(wc -c <\"$d.o\") $(wc -c <\"$d.e\"); "
          "command -v base64 >/dev/null 2>&1 || l=-1; "
          "if [ \"$l\" -ge 0 ] && [ $(($1 + $2)) -le \"$l\" ]; then "
          "[ \"$1\" -gt 0 ] && base64 <\"$d.o\"; printf .; [ \"$2\" -gt 0 ] && base64 <\"$d.e\"; "
          "printf '.%s %s %s %s i\\n' \"$s\" \"$to\" \"$1\" \"$2\"; "
-         "rm -f -- \"$d.o\" \"$d.e\" \"$d.t\" </dev/null >/dev/null 2>&1 & "
+         "( [ \"$r\" -gt 0 ] && sleep \"$r\"; rm -f -- \"$d.o\" \"$d.e\" \"$d.t\" ) </dev/null >/dev/null 2>&1 & "
          "else printf '..%s %s %s %s f\\n' \"$s\" \"$to\" \"$1\" \"$2\"; fi; exit 0";
 }
 
@@ -80,14 +82,14 @@ inline bool is_shell_name(std::string_view name) noexcept {
 inline std::string runner_command(const std::string& spool, const std::string& cwd,
                                   const std::string& timeout_seconds, long long inline_limit,
                                   const std::string& token, const std::string& command,
-                                  const std::map<std::string, std::string>& env) {
+                                  const std::map<std::string, std::string>& env, int keep_spool_seconds = 0) {
   using workspace::detail::shell_quote;
   static const std::string script = runner_script();
   bool needs_env = false;
   for (const auto& entry : env) needs_env = needs_env || !is_shell_name(entry.first);
   std::string line = "set -- " + shell_quote(spool) + ' ' + shell_quote(cwd) + ' ' +
                      shell_quote(timeout_seconds) + ' ' + std::to_string(inline_limit) + ' ' + token + ' ' +
-                     shell_quote(command) + (needs_env ? " env" : " ''");
+                     shell_quote(command) + (needs_env ? " env" : " ''") + ' ' + std::to_string(keep_spool_seconds);
   for (const auto& [name, value] : env) line += ' ' + shell_quote(name + "=" + value);
   return line + "; " + script;
 }
