@@ -616,8 +616,7 @@ class BasicRemoteWorkspace {
           throw Error(errc::not_found, "execute_command: cwd " + detail::quote(cwd_) + " does not exist on " +
                                            ws_.client_->endpoint());
         case 'd':
-          throw Error(errc::io_error, "agent server: cannot write the spool files " + detail::quote(spool_) + ".*: " +
-                                          runner_errors_);
+          throw Error(errc::io_error, "agent server: cannot write the spool files " + detail::quote(spool_) + ".*");
         case 'f':
           read_spool(true);
           cleanup_quietly(false);

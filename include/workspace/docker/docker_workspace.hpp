@@ -10,6 +10,7 @@
 #pragma once
 
 #include <workspace/core/concepts.hpp>
+#include <workspace/core/detail/owner.hpp>
 #include <workspace/core/detail/shell.hpp>
 #include <workspace/core/detail/validate.hpp>
 #include <workspace/core/error.hpp>
@@ -73,34 +74,12 @@ struct DockerWorkspaceOptions {
 
 namespace docker::detail {
 
-inline constexpr const char* managed_label = "org.workspace-cpp.managed";
-inline constexpr const char* owner_pid_label = "org.workspace-cpp.owner-pid";
-inline constexpr const char* owner_start_label = "org.workspace-cpp.owner-start";
-inline constexpr const char* owner_host_label = "org.workspace-cpp.owner-host";
-
-// A process's start time in clock ticks since boot (/proc/<pid>/stat field 22): with the pid, it
-// names a process even after the pid is reused.
-inline std::string process_start_time(long pid) {
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
-  const auto close = text.rfind(')');
-  if (close == std::string::npos) return {};
-  std::size_t field = 2;  // the field after ")" is the 3rd
-  std::size_t at = close + 2;
-  while (field < 21 && at < text.size()) {
-    at = text.find(' ', at);
-    if (at == std::string::npos) return {};
-    ++at;
-    ++field;
-  }
-  return text.substr(at, text.find(' ', at) - at);
-}
-
-inline std::string host_name() {
-  char buffer[256] = {};
-  ::gethostname(buffer, sizeof buffer - 1);
-  return buffer;
-}
+using workspace::detail::managed_label;
+using workspace::detail::owner_pid_label;
+using workspace::detail::owner_start_label;
+using workspace::detail::owner_host_label;
+using workspace::detail::process_start_time;
+using workspace::detail::host_name;
 
 // Runs the user's command in its cwd, or reports a missing cwd unambiguously. It takes
 // $1 = cwd, $2 = marker, $3 = command.

@@ -5,7 +5,8 @@
 // the command does not write to the server at all: a small runner script sends its stdout and
 // stderr to spool files (read live with HTTP range requests when the caller streams), enforces
 // the timeout itself with sub-second precision, kills by environment token, and finally prints
-// one line the client decodes:
+// one line the client decodes (its own stderr is silenced, so back ends that merge the streams,
+// like Daytona's session logs, carry that line alone):
 //
 //   <base64 of stdout> "." <base64 of stderr> "." <status> " " <timed_out> " " <out bytes> " "
 //   <err bytes> " " <mode> "\n"
@@ -45,7 +46,7 @@ namespace agent::detail {
 // output, wc and base64; the spool files are removed in the background.
 inline std::string runner_script() {
   return std::string(
-             "d=$1 c=$2 t=$3 l=$4 k=$5 x=$6 e=$7 r=$8; shift 8; "
+             "d=$1 c=$2 t=$3 l=$4 k=$5 x=$6 e=$7 r=$8; shift 8; exec 2>/dev/null; "
              "cd -- \"$c\" 2>/dev/null || { printf '..0 0 0 0 c\\n'; exit 0; }; "
              "( umask 077 && : >\"$d.o\" && : >\"$d.e\" ) || { printf '..0 0 0 0 d\\n'; exit 0; }; "
              "( WORKSPACE_EXEC_TOKEN=$k; export WORKSPACE_EXEC_TOKEN; "
