@@ -101,8 +101,11 @@ class BasicRemoteWorkspace {
 
   // Replaces the session key (a runtime issues a new one when it resumes).
   void set_session_api_key(std::string key) {
-    std::lock_guard lock(key_->mutex);
-    key_->value = std::move(key);
+    {
+      std::lock_guard lock(key_->mutex);
+      key_->value = std::move(key);
+    }
+    sockets_->clear();  // authenticated with the old key
   }
 
   // GET /health (no key needed): true when the server answers 2xx.
@@ -244,6 +247,45 @@ class BasicRemoteWorkspace {
   struct Key {
     std::mutex mutex;
     std::string value;
+  };
+
+  using Socket = http::WebSocket<typename Client::transport_type>;
+
+  // One authenticated event socket kept between commands: opening one costs a connection, an
+  // upgrade and the auth frame. The server pushes every event to it meanwhile, so an idle socket
+  // is drained before reuse and dropped after a while.
+  struct SocketPool {
+    static constexpr std::chrono::seconds max_idle{20};
+    std::mutex mutex;
+    std::optional<Socket> idle;
+    std::chrono::steady_clock::time_point since{};
+
+    std::optional<Socket> take() {
+      std::optional<Socket> out;
+      {
+        std::lock_guard lock(mutex);
+        if (!idle) return out;
+        if (std::chrono::steady_clock::now() - since < max_idle) out = std::move(idle);
+        idle.reset();
+      }
+      try {
+        while (out && out->receive(std::chrono::steady_clock::now())) {
+        }
+      } catch (const Error&) {
+        out.reset();  // closed meanwhile
+      }
+      return out;
+    }
+    void give_back(Socket socket) {
+      std::lock_guard lock(mutex);
+      if (idle) return;  // one is enough; this one closes
+      idle = std::move(socket);
+      since = std::chrono::steady_clock::now();
+    }
+    void clear() {
+      std::lock_guard lock(mutex);
+      idle.reset();
+    }
   };
 
   const std::string& working_dir_ref() const noexcept { return options_.working_dir; }
@@ -397,6 +439,7 @@ class BasicRemoteWorkspace {
             wait = wait.count() == 0 ? std::chrono::milliseconds(1) : std::min(wait * 2, wo.max_poll_interval);
           }
         }
+        if (socket_ && !gave_up && socket_->is_open()) ws_.sockets_->give_back(std::move(*socket_));
         socket_.reset();
         if (gave_up) return abandon();
         return finish();
@@ -408,8 +451,6 @@ class BasicRemoteWorkspace {
     }
 
    private:
-    using Socket = http::WebSocket<typename Client::transport_type>;
-
     void start_by_rest() {
       http::RequestOptions start_options;
       start_options.timeout = std::chrono::seconds(30);
@@ -427,6 +468,15 @@ class BasicRemoteWorkspace {
     // failure before the command can have started leaves socket_ empty for start_by_rest().
     void start_on_socket(std::chrono::steady_clock::time_point started) {
       const auto connect_deadline = started + std::chrono::seconds(10);
+      if ((socket_ = ws_.sockets_->take())) {
+        try {
+          socket_->send_text(nlohmann::json{{"command", line_}, {"timeout", server_timeout_}}.dump(), connect_deadline);
+          sent_on_socket_ = true;
+          return;
+        } catch (const Error&) {
+          socket_.reset();  // a fresh one below
+        }
+      }
       try {
         socket_.emplace(Socket::connect(*ws_.client_, "/sockets/bash-events", {}, connect_deadline));
       } catch (const Error& e) {
@@ -685,6 +735,7 @@ class BasicRemoteWorkspace {
   std::shared_ptr<Key> key_;
   std::shared_ptr<std::atomic<bool>> websocket_refused_;  // the server or a proxy said no once
   std::shared_ptr<Client> client_;
+  std::shared_ptr<SocketPool> sockets_ = std::make_shared<SocketPool>();
 };
 
 using RemoteWorkspace = BasicRemoteWorkspace<>;
