@@ -357,7 +357,8 @@ class BasicDaytonaWorkspace {
       // find it by our labels and delete it before reporting.
       if (e.http_status() == 400 && std::string_view(e.what()).find("failed to start") != std::string_view::npos) {
         delete_by_labels(body["labels"]);
-        throw Error(errc::bad_state, std::string("Daytona: ") + e.what(), e.http_status(), e.server_message());
+        throw Error(errc::bad_state, "Daytona: the sandbox did not start: " + e.server_message(), e.http_status(),
+                    e.server_message());
       }
       throw;
     }
@@ -467,20 +468,37 @@ class BasicDaytonaWorkspace {
       } catch (const Error& e) {
         const bool not_reached = (response.status == 502 && response.body.empty()) ||
                                  std::string_view(e.what()).find("Is the Sandbox started") != std::string_view::npos;
-        if (!daytona::detail::transitional(e) || !(idempotent || not_reached) || request.source ||
-            std::chrono::steady_clock::now() + pause >= deadline)
+        if (!daytona::detail::transitional(e)) throw;
+        restart_if_stopped();  // a sandbox in error ends here, with its reason
+        if (!(idempotent || not_reached) || request.source || std::chrono::steady_clock::now() + pause >= deadline)
           throw;
-        restart_if_stopped();
       }
       std::this_thread::sleep_for(pause);
       pause = std::min(pause * 2, std::chrono::milliseconds(2000));
     }
   }
 
+  // Between toolbox retries: a sandbox that failed or went away ends the wait with the reason;
+  // a stopped or archived one is started.
   void restart_if_stopped() {
+    nlohmann::json sandbox;
     try {
-      const auto sandbox = describe();
-      const std::string state = sandbox.value("state", std::string());
+      sandbox = describe();
+    } catch (const Error& e) {
+      if (e.code() == errc::authentication_failed) throw;
+      if (e.http_status() == 404) throw Error(errc::not_found, "Daytona: sandbox " + state_->id + " no longer exists");
+      return;
+    }
+    const std::string state = sandbox.value("state", std::string());
+    if (state == "error" || state == "build_failed") {
+      const std::string reason = sandbox.contains("errorReason") && sandbox["errorReason"].is_string()
+                                     ? sandbox["errorReason"].template get<std::string>()
+                                     : std::string("no reason given");
+      throw Error(errc::bad_state, "Daytona: sandbox " + state_->id + " is in state " + state + ": " + reason);
+    }
+    if (state == "destroyed" || state == "destroying")
+      throw Error(errc::not_found, "Daytona: sandbox " + state_->id + " is " + state);
+    try {
       if ((state == "stopped" || state == "archived") && sandbox.value("desiredState", std::string()) != "started")
         api_json("POST", http::make_target("/sandbox/" + state_->id + "/start"), std::nullopt, state_->options.start_timeout);
     } catch (const Error& e) {
