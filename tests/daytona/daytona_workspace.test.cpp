@@ -13,6 +13,9 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <string>
 
@@ -218,6 +221,81 @@ TEST_F(DaytonaTest, ACommandOverItsTimeoutIsKilledPromptly) {
   EXPECT_EQ(r.exit_code, -1);
   EXPECT_GE(elapsed, 0.5);
   EXPECT_LT(elapsed, 2.0) << "the command was not stopped near its 0.5 s deadline";
+}
+
+TEST_F(DaytonaTest, AttachesByIdOrLabelsAndLeavesThatSandboxAlone) {
+  const std::string case_id = ts::daytona_case_id("attach");
+  DaytonaWorkspace owner(ts::daytona_options({{ts::daytona_case_label, case_id}}));
+  ASSERT_TRUE(owner.file_write("note.txt", "left by the owner").success);
+  {
+    auto o = ts::daytona_options();
+    o.attach_to = owner.id();
+    DaytonaWorkspace by_id(o);
+    EXPECT_EQ(by_id.id(), owner.id());
+    EXPECT_EQ(by_id.execute_command("cat note.txt").std_out, "left by the owner");
+  }
+  {
+    auto o = ts::daytona_options();
+    o.attach_labels = {{ts::daytona_case_label, case_id}};
+    DaytonaWorkspace by_labels(o);
+    EXPECT_EQ(by_labels.id(), owner.id());
+  }
+  EXPECT_EQ(ts::daytona_sandbox_state(owner.id()), "started") << "an attached workspace deleted what it did not create";
+  auto o = ts::daytona_options();
+  o.attach_labels = {{ts::daytona_case_label, "no-such-case"}};
+  try {
+    DaytonaWorkspace none(o);
+    FAIL() << "no sandbox carries that label";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), errc::not_found) << e.what();
+  }
+}
+
+TEST_F(DaytonaTest, OnCloseStopStopsTheSandboxInsteadOfDeletingIt) {
+  auto o = ts::daytona_options();
+  o.on_close = DaytonaOnClose::stop;
+  std::string id;
+  {
+    DaytonaWorkspace ws(o);
+    id = ws.id();
+  }
+  EXPECT_TRUE(ts::daytona_eventually([&] { return ts::daytona_sandbox_state(id) == "stopped"; }))
+      << "state " << ts::daytona_sandbox_state(id);
+  ts::daytona_api("DELETE", http::make_target("/sandbox/" + id));
+  EXPECT_TRUE(deleted(id));
+}
+
+// A process that created a sandbox and died without deleting it (here: detached, then _exit)
+// leaves it to reap_orphans(), which checks the owner labels against the live processes.
+TEST_F(DaytonaTest, ReapOrphansDeletesTheSandboxesOfADeadOwner) {
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::close(fds[0]);
+    std::string id;
+    try {
+      DaytonaWorkspace ws(ts::daytona_options());
+      ws.detach();
+      id = ws.id();
+    } catch (...) {
+    }
+    (void)!::write(fds[1], id.data(), id.size());
+    ::_exit(0);
+  }
+  ::close(fds[1]);
+  std::string id;
+  char buffer[256];
+  for (ssize_t n; (n = ::read(fds[0], buffer, sizeof buffer)) > 0;) id.append(buffer, static_cast<std::size_t>(n));
+  ::close(fds[0]);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  ASSERT_FALSE(id.empty()) << "the child could not create its sandbox";
+  EXPECT_EQ(ts::daytona_sandbox_state(id), "started");
+  const std::size_t reaped = DaytonaWorkspace::reap_orphans(ts::daytona_options());
+  EXPECT_GE(reaped, 1u);
+  EXPECT_TRUE(deleted(id));
 }
 
 // Run by CTest before every Daytona test (FIXTURES_SETUP, see tests/CMakeLists.txt): zeroes the
