@@ -4,6 +4,7 @@
 #include <workspace/testing/contract.hpp>
 
 #include "../support/agent_server.hpp"
+#include "../support/nginx.hpp"
 #include "../support/process.hpp"
 
 #include <gtest/gtest.h>
@@ -308,4 +309,31 @@ TEST_F(RemoteTest, AServerKilledMidCommandIsAnErrorNotAHang) {
   EXPECT_LT(seconds_since(start), 15.0) << "the client hung on a dead server";
   killer.get();
   EXPECT_FALSE(ws.alive());
+}
+
+// Over https through a TLS-terminating proxy (nginx, websockets passed through): the pushed
+// events arrive in TLS records that the TLS layer may read from the socket together, leaving
+// one decrypted but invisible to poll(); each command must still end at once, not when the
+// next reconciling search comes a second later.
+TEST_F(RemoteTest, WorksOverHttpsThroughAProxyWithoutWaitingOnBufferedTlsRecords) {
+  const auto server = ts::agent_server();
+  ts::Nginx nginx(ts::TlsCerts::shared(), server.url);
+  RemoteWorkspaceOptions o;
+  o.host = "https://localhost:" + std::to_string(nginx.tls_port()) + "/proxy";
+  o.session_api_key = server.session_key;
+  o.working_dir = ts::fresh_agent_dir("tls");
+  o.client.tls.ca_file = nginx.certs().ca_cert().string();
+  RemoteWorkspace ws(o);
+  ASSERT_TRUE(ws.alive());
+  double slowest = 0;
+  for (int i = 0; i < 20; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    auto r = ws.execute_command("echo " + std::to_string(i));
+    slowest = std::max(slowest, seconds_since(start));
+    ASSERT_EQ(r.std_out, std::to_string(i) + "\n");
+  }
+  EXPECT_LT(slowest, 0.9) << "a command waited for the reconciling search";
+  const std::string data = workspace::testing::contract::random_bytes(1u << 20, 5);
+  ASSERT_TRUE(ws.file_write("blob", data).success);
+  EXPECT_TRUE(ws.file_read("blob").content == data);
 }

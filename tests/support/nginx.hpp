@@ -20,8 +20,10 @@ namespace workspace_test {
 class Nginx {
  public:
   // `certs` defaults to the per-process shared set (generating keys once per test process).
-  explicit Nginx(std::shared_ptr<const TlsCerts> certs = TlsCerts::shared())
-      : certs_(std::move(certs)) {
+  // With `proxy_upstream` (e.g. http://127.0.0.1:8000), every listener also forwards /proxy/...
+  // to it, websocket upgrades included, without buffering.
+  explicit Nginx(std::shared_ptr<const TlsCerts> certs = TlsCerts::shared(), std::string proxy_upstream = {})
+      : certs_(std::move(certs)), proxy_upstream_(std::move(proxy_upstream)) {
     const fs::path& d = dir_.path();
     fs::create_directories(root() / "files");
     fs::create_directories(root() / "upload");
@@ -169,7 +171,17 @@ class Nginx {
 
   std::string server(const std::string& listen, const std::string& extra) const {
     return "  server {\n    listen " + listen + ";\n    root " + root().string() + ";\n" + extra +
-           locations() + "  }\n";
+           locations() + proxy_location() + "  }\n";
+  }
+
+  std::string proxy_location() const {
+    if (proxy_upstream_.empty()) return {};
+    return "    location /proxy/ {\n      proxy_pass " + proxy_upstream_ +
+           "/;\n      proxy_http_version 1.1;\n"
+           "      proxy_set_header Upgrade $http_upgrade;\n"
+           "      proxy_set_header Connection $http_connection;\n"
+           "      proxy_buffering off;\n      proxy_request_buffering off;\n"
+           "      proxy_read_timeout 3600s;\n    }\n";
   }
 
   std::string config() const {
@@ -212,6 +224,7 @@ class Nginx {
   }
 
   std::shared_ptr<const TlsCerts> certs_;
+  std::string proxy_upstream_;
   TempDir dir_{"workspace-test-nginx"};
   std::optional<TempDir> socket_dir_;
   fs::path unix_socket_;

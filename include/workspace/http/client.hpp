@@ -132,11 +132,13 @@ class UpgradedConnection {
   }
 
   // Waits until data can be read (or the peer closed) without consuming anything or closing the
-  // connection; false when the deadline passed first. Bytes buffered inside a TLS layer may not
-  // wake it: callers polling in slices should still read after their own deadline.
+  // connection; false when the deadline passed first. Bytes waiting inside a TLS layer count.
   bool wait_readable(std::chrono::steady_clock::time_point deadline) {
     auto& c = require();
     if (c.begin != c.end) return true;
+    if constexpr (requires { c.stream->has_buffered(); }) {
+      if (c.stream->has_buffered()) return true;
+    }
     for (;;) {
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
       pollfd p{c.stream->native_handle(), POLLIN, 0};

@@ -250,6 +250,12 @@ class TlsStream {
     stream_->lowest_layer().shutdown(Socket::shutdown_send, ignored);
   }
   int native_handle() { return stream_->lowest_layer().native_handle(); }
+  // Bytes that arrived but wait inside the TLS layer (decrypted, or records not yet decrypted):
+  // poll() on the socket does not see them.
+  bool has_buffered() {
+    SSL* ssl = stream_->native_handle();
+    return SSL_pending(ssl) > 0 || BIO_ctrl_pending(SSL_get_rbio(ssl)) > 0;
+  }
 
  private:
   std::unique_ptr<asio::ssl::stream<Socket>> stream_;
@@ -285,6 +291,14 @@ class VariantStream {
   }
   int native_handle() {
     return std::visit([](auto& s) { return s.native_handle(); }, stream_);
+  }
+  bool has_buffered() {
+    return std::visit(
+        [](auto& s) {
+          if constexpr (requires { s.has_buffered(); }) return s.has_buffered();
+          else return false;
+        },
+        stream_);
   }
 
  private:

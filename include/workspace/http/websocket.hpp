@@ -18,10 +18,9 @@
 // socket is readable, and a read or a control reply (pong, close) that has started may run up to
 // io_grace past the caller's deadline rather than drop the connection half-way.
 //
-// Not thread-safe: one thread at a time (as UpgradedConnection). Over TLS, bytes already
-// decrypted inside the TLS layer do not wake wait_readable() (see UpgradedConnection), so a
-// receive() over wss:// may return nullopt while a message sits decrypted in the TLS buffer
-// until more bytes arrive on the socket.
+// Not thread-safe: one thread at a time (as UpgradedConnection). Over TLS, records already
+// read from the socket but still inside the TLS layer count as readable (see
+// UpgradedConnection::wait_readable).
 #pragma once
 
 #include <workspace/core/error.hpp>
