@@ -20,6 +20,7 @@
 #include <workspace/core/results.hpp>
 #include <workspace/http/body.hpp>
 #include <workspace/http/client.hpp>
+#include <workspace/http/detail/transfer.hpp>
 #include <workspace/http/error.hpp>
 #include <workspace/http/transport.hpp>
 #include <workspace/http/url.hpp>
@@ -138,7 +139,7 @@ class BasicRemoteWorkspace {
     try {
       auto source = http::file_source(local_path);
       size = source.size;
-      form.add_file("file", filename_of(remote), std::move(source.source), size);
+      form.add_file("file", http::detail::file_name_of(remote), std::move(source.source), size);
     } catch (const std::exception& e) {
       return failed(result, "file_upload: cannot read " + detail::quote(local_path) + ": " + e.what());
     }
@@ -150,70 +151,30 @@ class BasicRemoteWorkspace {
     FileOperationResult result{.source_path = {}, .destination_path = remote};
     if (workspace_path.empty()) return failed(result, "file_write: empty workspace path");
     http::Multipart form;
-    form.add_file("file", filename_of(remote), std::string(content));
+    form.add_file("file", http::detail::file_name_of(remote), std::string(content));
     return upload(std::move(form), content.size(), std::move(result), {});
   }
 
   FileOperationResult file_download(const std::string& workspace_path, const std::string& local_path,
                                     const TransferOptions& options = {}) {
     const std::string remote = resolve(workspace_path);
-    FileOperationResult result{.source_path = remote, .destination_path = local_path};
-    if (workspace_path.empty()) return failed(result, "file_download: empty workspace path");
-    std::string error;
-    auto pending = detail::PendingFile::create(local_path, error);
-    if (!pending) return failed(result, "file_download " + remote + ": " + error);
-    std::uint64_t written = 0;
-    http::RequestOptions o;
-    bool write_failed = false;
-    o.on_body = [&](std::string_view data) {
-      if (!pending->write(data.data(), data.size(), error)) {
-        write_failed = true;
-        return false;
-      }
-      written += data.size();
-      return true;
-    };
-    if (options.on_progress)
-      o.on_download = [&](std::uint64_t done, std::optional<std::uint64_t> total) {
-        return options.on_progress(done, total);
-      };
-    try {
-      download(remote, o);
-    } catch (const Error& e) {
-      if (e.code() == errc::authentication_failed) throw;
-      return failed(result, "file_download " + remote + " -> " + local_path + ": " +
-                                (write_failed ? error : std::string(e.what())));
-    }
-    if (!pending->commit(std::nullopt, error)) return failed(result, "file_download " + remote + ": " + error);
-    result.success = true;
-    result.file_size = written;
-    return result;
+    if (workspace_path.empty())
+      return failed(FileOperationResult{.source_path = remote, .destination_path = local_path},
+                    "file_download: empty workspace path");
+    return http::detail::download_to_file(remote, local_path, options,
+                                          [&](const http::RequestOptions& o) { download(remote, o); });
   }
 
   FileReadResult file_read(const std::string& workspace_path) {
     const std::string remote = resolve(workspace_path);
-    FileReadResult result{.path = remote};
     if (workspace_path.empty()) {
+      FileReadResult result{.path = remote};
       result.error = "file_read: empty workspace path";
       return result;
     }
-    std::string content;
-    http::RequestOptions o;
-    o.on_body = [&](std::string_view data) {
-      content.append(data);
-      return true;
-    };
-    try {
-      download(remote, o);
-    } catch (const Error& e) {
-      if (e.code() == errc::authentication_failed) throw;
-      result.error = "file_read " + remote + ": " + e.what();
-      return result;
-    }
-    result.content = std::move(content);
-    result.success = true;
-    return result;
+    return http::detail::download_to_memory(remote, [&](const http::RequestOptions& o) { download(remote, o); });
   }
+
 
   // The git changes below `path` (relative to working_dir unless absolute), as the server's
   // /api/git/changes reports them; empty when it is not a repository.
@@ -295,17 +256,10 @@ class BasicRemoteWorkspace {
     return detail::resolve_workspace_path(options_.working_dir, path);
   }
 
-  static std::string filename_of(const std::string& remote) {
-    const auto slash = remote.rfind('/');
-    std::string name = slash == std::string::npos ? remote : remote.substr(slash + 1);
-    return name.empty() ? "file" : name;
+  static FileOperationResult failed(FileOperationResult result, std::string why) {
+    return http::detail::failed_transfer(std::move(result), std::move(why));
   }
 
-  static FileOperationResult failed(FileOperationResult result, std::string why) {
-    result.success = false;
-    result.error = std::move(why);
-    return result;
-  }
 
   std::string session_key() const {
     std::lock_guard lock(key_->mutex);
@@ -330,14 +284,9 @@ class BasicRemoteWorkspace {
                              const TransferOptions& options) {
     http::Request r{.method = "POST", .target = http::make_target("/api/file/upload", {{"path", result.destination_path}})};
     r.headers.set("Accept", "application/json");
-    const std::uint64_t total = form.size();
-    const std::uint64_t head = total - size - (form.boundary().size() + 8);  // before the file's bytes
-    std::move(form).attach_to(r);
     http::RequestOptions o;
-    if (options.on_progress)
-      o.on_upload = [&, head, size](std::uint64_t done, std::optional<std::uint64_t>) {
-        return options.on_progress(done <= head ? 0 : std::min(size, done - head), size);
-      };
+    o.on_upload = http::detail::file_part_progress(form, size, options);
+    std::move(form).attach_to(r);
     const std::string what = "agent server: " + client_->describe(r);
     try {
       const http::Response response = send(std::move(r), o);
@@ -380,8 +329,8 @@ class BasicRemoteWorkspace {
     Run(BasicRemoteWorkspace& ws, const std::string& command, std::string cwd, const CommandOptions& options)
         : ws_(ws), options_(options), cwd_(std::move(cwd)), token_(workspace::detail::random_token()),
           spool_(ws.options_.spool_dir + "/.workspace-run-" + token_),
-          output_([this](OutputStream s, std::uint64_t offset, std::string_view bytes) { take(s, offset, bytes); }) {
-      result_.command = command;
+          result_(command, options.on_output),
+          output_([this](OutputStream s, std::uint64_t offset, std::string_view bytes) { result_.take(s, offset, bytes); }) {
     }
 
     CommandResult run() {
@@ -396,7 +345,7 @@ class BasicRemoteWorkspace {
                                   : std::chrono::steady_clock::time_point::max();
       const std::string line = agent::detail::runner_command(
           spool_, cwd_, timed ? agent::detail::seconds_text(options_.timeout) : std::string(),
-          static_cast<long long>(wo.inline_output_limit), token_, result_.command, options_.env,
+          static_cast<long long>(wo.inline_output_limit), token_, result_.command(), options_.env,
           options_.on_output ? 10 : 0);
 
       line_ = line;
@@ -564,18 +513,6 @@ class BasicRemoteWorkspace {
         }
     }
 
-    // Output bytes at `offset` of their stream: what was not taken yet goes to the result and
-    // the callback (the spool reads and the final inline copy overlap).
-    void take(OutputStream s, std::uint64_t offset, std::string_view bytes) {
-      auto& have = taken_[s == OutputStream::std_out ? 0 : 1];
-      const std::uint64_t end = offset + bytes.size();
-      if (end <= have) return;
-      if (offset < have) bytes.remove_prefix(static_cast<std::size_t>(have - offset));
-      else if (offset > have) throw Error(errc::protocol_error, "agent server: a gap in the command's output");
-      (s == OutputStream::std_out ? result_.std_out : result_.std_err).append(bytes);
-      have = end;
-      if (options_.on_output) options_.on_output(s, bytes);
-    }
 
     // One search round: every new BashOutput event, applied in order.
     void poll(std::chrono::steady_clock::time_point deadline) {
@@ -629,13 +566,13 @@ class BasicRemoteWorkspace {
     void read_spool(bool to_end) {
       for (int i = 0; i < 2; ++i) {
         const OutputStream s = i == 0 ? OutputStream::std_out : OutputStream::std_err;
-        const std::uint64_t from = taken_[static_cast<std::size_t>(i)];
+        const std::uint64_t from = result_.taken(i == 0 ? OutputStream::std_out : OutputStream::std_err);
         std::uint64_t offset = from;
         bool nothing_new = false;
         http::RequestOptions o;
         if (!to_end) o.idle_timeout = std::chrono::seconds(5);  // a live read is only a preview
         o.on_body = [&](std::string_view data) {
-          take(s, offset, data);
+          result_.take(s, offset, data);
           offset += data.size();
           return true;
         };
@@ -674,15 +611,7 @@ class BasicRemoteWorkspace {
         default:
           break;
       }
-      if (trailer->timed_out) {
-        result_.timeout_occurred = true;
-        result_.exit_code = -1;
-        return std::move(result_);
-      }
-      result_.exit_code = trailer->status;
-      // The shell reports a signal death as 128 + signal; codes in that range read as signals.
-      if (trailer->status > 128 && trailer->status < 128 + 65) result_.signal = trailer->status - 128;
-      return std::move(result_);
+      return std::move(result_).finish(*trailer);
     }
 
     // The command outlived every deadline: kill it, keep what it wrote.
@@ -693,9 +622,7 @@ class BasicRemoteWorkspace {
         if (e.code() == errc::authentication_failed) throw;
       }
       cleanup_quietly(true);
-      result_.timeout_occurred = true;
-      result_.exit_code = -1;
-      return std::move(result_);
+      return std::move(result_).timed_out();
     }
 
     // Fire and forget: the cleanup runs on the server after we stop waiting.
@@ -721,9 +648,8 @@ class BasicRemoteWorkspace {
     std::string token_;
     std::string spool_;
     std::string command_id_;
-    CommandResult result_;
+    agent::detail::ResultBuilder result_;
     agent::detail::RunnerOutput output_;
-    std::array<std::uint64_t, 2> taken_{};
     std::set<std::string> seen_;
     std::map<int, nlohmann::json> waiting_;
     int next_order_ = 0;

@@ -23,6 +23,7 @@
 #include <workspace/core/results.hpp>
 #include <workspace/http/body.hpp>
 #include <workspace/http/client.hpp>
+#include <workspace/http/detail/transfer.hpp>
 #include <workspace/http/error.hpp>
 #include <workspace/http/transport.hpp>
 #include <workspace/http/url.hpp>
@@ -176,7 +177,7 @@ class BasicDaytonaWorkspace {
       auto source = http::file_source(local_path);
       size = source.size;
       form.add_field("files[0].path", remote);
-      form.add_file("files[0].file", filename_of(remote), std::move(source.source), size);
+      form.add_file("files[0].file", http::detail::file_name_of(remote), std::move(source.source), size);
     } catch (const std::exception& e) {
       return failed(result, "file_upload: cannot read " + detail::quote(local_path) + ": " + e.what());
     }
@@ -189,67 +190,30 @@ class BasicDaytonaWorkspace {
     if (workspace_path.empty()) return failed(result, "file_write: empty workspace path");
     http::Multipart form;
     form.add_field("files[0].path", remote);
-    form.add_file("files[0].file", filename_of(remote), std::string(content));
+    form.add_file("files[0].file", http::detail::file_name_of(remote), std::string(content));
     return upload(std::move(form), content.size(), std::move(result), {});
   }
 
   FileOperationResult file_download(const std::string& workspace_path, const std::string& local_path,
                                     const TransferOptions& options = {}) {
     const std::string remote = resolve(workspace_path);
-    FileOperationResult result{.source_path = remote, .destination_path = local_path};
-    if (workspace_path.empty()) return failed(result, "file_download: empty workspace path");
-    std::string error;
-    auto pending = detail::PendingFile::create(local_path, error);
-    if (!pending) return failed(result, "file_download " + remote + ": " + error);
-    std::uint64_t written = 0;
-    bool write_failed = false;
-    http::RequestOptions o;
-    o.on_body = [&](std::string_view data) {
-      if (!pending->write(data.data(), data.size(), error)) {
-        write_failed = true;
-        return false;
-      }
-      written += data.size();
-      return true;
-    };
-    if (options.on_progress) o.on_download = options.on_progress;
-    try {
-      download(remote, o);
-    } catch (const Error& e) {
-      if (e.code() == errc::authentication_failed) throw;
-      return failed(result, "file_download " + remote + " -> " + local_path + ": " +
-                                (write_failed ? error : std::string(e.what())));
-    }
-    if (!pending->commit(std::nullopt, error)) return failed(result, "file_download " + remote + ": " + error);
-    result.success = true;
-    result.file_size = written;
-    return result;
+    if (workspace_path.empty())
+      return failed(FileOperationResult{.source_path = remote, .destination_path = local_path},
+                    "file_download: empty workspace path");
+    return http::detail::download_to_file(remote, local_path, options,
+                                          [&](const http::RequestOptions& o) { download(remote, o); });
   }
 
   FileReadResult file_read(const std::string& workspace_path) {
     const std::string remote = resolve(workspace_path);
-    FileReadResult result{.path = remote};
     if (workspace_path.empty()) {
+      FileReadResult result{.path = remote};
       result.error = "file_read: empty workspace path";
       return result;
     }
-    std::string content;
-    http::RequestOptions o;
-    o.on_body = [&](std::string_view data) {
-      content.append(data);
-      return true;
-    };
-    try {
-      download(remote, o);
-    } catch (const Error& e) {
-      if (e.code() == errc::authentication_failed) throw;
-      result.error = "file_read " + remote + ": " + e.what();
-      return result;
-    }
-    result.content = std::move(content);
-    result.success = true;
-    return result;
+    return http::detail::download_to_memory(remote, [&](const http::RequestOptions& o) { download(remote, o); });
   }
+
 
   // Deletes the sandboxes this library made on this host whose owner process is gone, with the
   // credentials from `options` (or the environment). Returns how many.
@@ -533,14 +497,9 @@ class BasicDaytonaWorkspace {
                              const TransferOptions& options) {
     http::Request r{.method = "POST", .target = "/files/bulk-upload"};
     r.headers.set("Accept", "application/json");
-    const std::uint64_t total = form.size();
-    const std::uint64_t head = total - size - (form.boundary().size() + 8);
-    std::move(form).attach_to(r);
     http::RequestOptions o;
-    if (options.on_progress)
-      o.on_upload = [&, head, size](std::uint64_t done, std::optional<std::uint64_t>) {
-        return options.on_progress(done <= head ? 0 : std::min(size, done - head), size);
-      };
+    o.on_upload = http::detail::file_part_progress(form, size, options);
+    std::move(form).attach_to(r);
     try {
       toolbox_send(std::move(r), o, false);
     } catch (const Error& e) {
@@ -558,17 +517,10 @@ class BasicDaytonaWorkspace {
     return detail::resolve_workspace_path(state_->working_dir, path);
   }
 
-  static std::string filename_of(const std::string& remote) {
-    const auto slash = remote.rfind('/');
-    std::string name = slash == std::string::npos ? remote : remote.substr(slash + 1);
-    return name.empty() ? "file" : name;
+  static FileOperationResult failed(FileOperationResult result, std::string why) {
+    return http::detail::failed_transfer(std::move(result), std::move(why));
   }
 
-  static FileOperationResult failed(FileOperationResult result, std::string why) {
-    result.success = false;
-    result.error = std::move(why);
-    return result;
-  }
 
   // Deletes (or stops) the sandbox it created, waiting out a transition in progress (409).
   void close_quietly() noexcept {
@@ -598,8 +550,8 @@ class BasicDaytonaWorkspace {
     Run(BasicDaytonaWorkspace& ws, const std::string& command, std::string cwd, const CommandOptions& options)
         : ws_(ws), options_(options), cwd_(std::move(cwd)), token_(workspace::detail::random_token()),
           spool_("/tmp/.workspace-run-" + token_), session_("workspace-" + token_),
-          output_([this](OutputStream s, std::uint64_t offset, std::string_view bytes) { take(s, offset, bytes); }) {
-      result_.command = command;
+          result_(command, options.on_output),
+          output_([this](OutputStream s, std::uint64_t offset, std::string_view bytes) { result_.take(s, offset, bytes); }) {
     }
 
     CommandResult run() {
@@ -610,7 +562,7 @@ class BasicDaytonaWorkspace {
                                   : std::chrono::steady_clock::time_point::max();
       const std::string runner = agent::detail::runner_command(
           spool_, cwd_, timed ? agent::detail::seconds_text(options_.timeout) : std::string(),
-          static_cast<long long>(wo.inline_output_limit), token_, result_.command, options_.env,
+          static_cast<long long>(wo.inline_output_limit), token_, result_.command(), options_.env,
           options_.on_output ? 10 : 0);
       // A child shell: the session's own shell must not run our `set --` or `exit`.
       const std::string line = "/bin/sh -c " + workspace::detail::shell_quote(runner);
@@ -650,16 +602,6 @@ class BasicDaytonaWorkspace {
     }
 
    private:
-    void take(OutputStream s, std::uint64_t offset, std::string_view bytes) {
-      auto& have = taken_[s == OutputStream::std_out ? 0 : 1];
-      const std::uint64_t end = offset + bytes.size();
-      if (end <= have) return;
-      if (offset < have) bytes.remove_prefix(static_cast<std::size_t>(have - offset));
-      else if (offset > have) throw Error(errc::protocol_error, "Daytona: a gap in the command's output");
-      (s == OutputStream::std_out ? result_.std_out : result_.std_err).append(bytes);
-      have = end;
-      if (options_.on_output) options_.on_output(s, bytes);
-    }
 
     // The toolbox has no ranges: each read takes the whole file and skips what was taken.
     void read_spool(bool to_end) {
@@ -669,7 +611,7 @@ class BasicDaytonaWorkspace {
         http::RequestOptions o;
         if (!to_end) o.idle_timeout = std::chrono::seconds(5);
         o.on_body = [&](std::string_view data) {
-          take(s, offset, data);
+          result_.take(s, offset, data);
           offset += data.size();
           return true;
         };
@@ -702,14 +644,7 @@ class BasicDaytonaWorkspace {
         default:
           break;
       }
-      if (trailer->timed_out) {
-        result_.timeout_occurred = true;
-        result_.exit_code = -1;
-        return std::move(result_);
-      }
-      result_.exit_code = trailer->status;
-      if (trailer->status > 128 && trailer->status < 128 + 65) result_.signal = trailer->status - 128;
-      return std::move(result_);
+      return std::move(result_).finish(*trailer);
     }
 
     CommandResult abandon() {
@@ -719,9 +654,7 @@ class BasicDaytonaWorkspace {
         if (e.code() == errc::authentication_failed) throw;
       }
       kill_quietly();
-      result_.timeout_occurred = true;
-      result_.exit_code = -1;
-      return std::move(result_);
+      return std::move(result_).timed_out();
     }
 
     void remove_spool() noexcept {
@@ -755,9 +688,8 @@ class BasicDaytonaWorkspace {
     std::string token_;
     std::string spool_;
     std::string session_;
-    CommandResult result_;
+    agent::detail::ResultBuilder result_;
     agent::detail::RunnerOutput output_;
-    std::array<std::uint64_t, 2> taken_{};
   };
 
   std::unique_ptr<State> state_;

@@ -19,6 +19,7 @@
 #include <workspace/core/detail/shell.hpp>
 #include <workspace/core/error.hpp>
 #include <workspace/core/options.hpp>
+#include <workspace/core/results.hpp>
 #include <workspace/version.hpp>
 
 #include <array>
@@ -249,6 +250,53 @@ class RunnerOutput {
   int part_ = 0;  // 0 stdout, 1 stderr, 2 trailer
   std::array<std::uint64_t, 2> offsets_{};
   std::string trailer_text_;
+};
+
+// The result of one command, built from output that arrives from overlapping sources (live
+// spool reads, the runner's inline copy, the final spool read): each byte is taken once, in
+// order, and passed to the caller's callback as it is taken.
+class ResultBuilder {
+ public:
+  ResultBuilder(std::string command, const std::function<void(OutputStream, std::string_view)>& on_output)
+      : on_output_(on_output) {
+    result_.command = std::move(command);
+  }
+
+  const std::string& command() const noexcept { return result_.command; }
+  std::uint64_t taken(OutputStream s) const noexcept { return taken_[index(s)]; }
+
+  // `bytes` at `offset` of stream `s`: what was not taken yet is appended.
+  void take(OutputStream s, std::uint64_t offset, std::string_view bytes) {
+    auto& have = taken_[index(s)];
+    const std::uint64_t end = offset + bytes.size();
+    if (end <= have) return;
+    if (offset < have) bytes.remove_prefix(static_cast<std::size_t>(have - offset));
+    else if (offset > have) throw Error(errc::protocol_error, "a gap in the command's output");
+    (s == OutputStream::std_out ? result_.std_out : result_.std_err).append(bytes);
+    have = end;
+    if (on_output_) on_output_(s, bytes);
+  }
+
+  CommandResult timed_out() && {
+    result_.timeout_occurred = true;
+    result_.exit_code = -1;
+    return std::move(result_);
+  }
+
+  // The shell reports a signal death as 128 + signal; codes in that range read as signals.
+  CommandResult finish(const RunnerTrailer& trailer) && {
+    if (trailer.timed_out) return std::move(*this).timed_out();
+    result_.exit_code = trailer.status;
+    if (trailer.status > 128 && trailer.status < 128 + 65) result_.signal = trailer.status - 128;
+    return std::move(result_);
+  }
+
+ private:
+  static std::size_t index(OutputStream s) noexcept { return s == OutputStream::std_out ? 0 : 1; }
+
+  const std::function<void(OutputStream, std::string_view)>& on_output_;
+  CommandResult result_;
+  std::array<std::uint64_t, 2> taken_{};
 };
 
 }  // namespace agent::detail
