@@ -229,12 +229,15 @@ class BasicDaytonaWorkspace {
       const auto& l = sandbox.contains("labels") && sandbox["labels"].is_object() ? sandbox["labels"] : nlohmann::json::object();
       if (detail::owner_alive(l.value(detail::owner_pid_label, std::string()), l.value(detail::owner_start_label, std::string())))
         continue;
+      const std::string state = sandbox.value("state", std::string());
+      if (state == "destroying" || state == "destroyed") continue;  // its owner's delete is running
       try {
         api.request_json("DELETE", http::make_target("/sandbox/" + sandbox.value("id", std::string())), std::nullopt, {},
                          auth_headers(options.api_key));
         ++removed;
       } catch (const Error& e) {
-        if (e.http_status() != 404) throw;
+        // Gone already, or in a transition (409): a later reap_orphans() takes what is left.
+        if (e.http_status() != 404 && e.http_status() != 409) throw;
       }
     }
     return removed;
