@@ -4,6 +4,8 @@
 #include <workspace/runtime.hpp>
 #include <workspace/testing/contract.hpp>
 
+#include "../support/runtime_api.hpp"
+
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -19,72 +21,10 @@
 
 using namespace workspace;
 
+using namespace workspace_test;
+
 namespace {
 
-struct RuntimeApi {
-  std::string url;
-  std::string key;
-};
-
-RuntimeApi runtime_api() {
-  const char* url = std::getenv("RUNTIME_API_URL");
-  const char* key = std::getenv("RUNTIME_API_KEY");
-  if (!url || !*url || !key || !*key)
-    throw std::runtime_error("no runtime API test server: RUNTIME_API_URL and RUNTIME_API_KEY are not set. "
-                             "scripts/run-tests starts one (scripts/lib/runtime-api.sh)");
-  return {url, key};
-}
-
-// A host folder the runtime's agent server sees at the same path (the test server bind-mounts
-// RUNTIME_TEST_WORKSPACE_DIR into the agent server's file system).
-std::string shared_folder(const std::string& name) {
-  const char* base = std::getenv("TMPDIR");
-  const std::filesystem::path dir =
-      std::filesystem::path(base && *base ? base : "/tmp") / ("workspace-runtime-test-" + std::to_string(::getppid())) / name;
-  std::filesystem::create_directories(dir);
-  return dir.string();
-}
-
-APIRemoteWorkspaceOptions options(const std::string& session, const std::string& folder) {
-  const auto api = runtime_api();
-  APIRemoteWorkspaceOptions o;
-  o.runtime_api_url = api.url;
-  o.runtime_api_key = api.key;
-  o.server_image = "ghcr.io/openhands/agent-server:test";
-  o.session_id = session + "-" + std::to_string(::getpid());
-  if (session.rfind("contract-", 0) == 0) o.session_id = session;
-  o.environment = {{"RUNTIME_TEST_WORKSPACE_DIR", folder}};
-  o.working_dir = folder;
-  o.startup_wait_timeout = std::chrono::seconds(240);
-  return o;
-}
-
-// Talks to the runtime API directly, as a second client would.
-http::Client<http::TcpOrTls> api_client() { return http::Client<http::TcpOrTls>(runtime_api().url); }
-
-nlohmann::json api_call(const std::string& method, const std::string& target,
-                        const std::optional<nlohmann::json>& body = std::nullopt) {
-  auto client = api_client();
-  http::Request r{.method = method, .target = target};
-  r.headers.set("X-API-Key", runtime_api().key);
-  if (body) {
-    r.headers.set("Content-Type", "application/json");
-    r.body = body->dump();
-  }
-  auto response = client.request(std::move(r));
-  http::check_status(response, method + " " + target);
-  return nlohmann::json::parse(response.body);
-}
-
-double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
-// The runtime the contract suite shares: started by the first make(), attached to by the
-// others (each in its own folder). CTest runs every test in its own process, so the session is
-// named after CTest's pid (the parent of them all), and a cleanup test that CTest runs after
-// the others (a fixture, see tests/CMakeLists.txt) stops it.
-std::string contract_session() { return "contract-" + std::to_string(::getppid()); }
 std::atomic<int> contract_counter{0};
 
 class RuntimeTest : public ::testing::Test {
@@ -259,20 +199,4 @@ TEST_F(RuntimeTest, ARuntimeKilledMidCommandIsAnErrorNotAHang) {
   EXPECT_LT(seconds_since(start), 20.0) << "the client hung on a dead runtime";
   killer.get();
   ws.detach();  // already stopped
-}
-
-// Run by CTest after every other test of this file (FIXTURES_CLEANUP): stops the contract
-// suite's shared runtime and removes the shared folders.
-TEST(Cleanup, DISABLED_StopTheSharedContractRuntime) {
-  const std::string session = contract_session();
-  try {
-    const auto found = api_call("GET", "/sessions/" + session);
-    if (found.value("status", "") != "stopped")
-      api_call("POST", "/stop", nlohmann::json{{"runtime_id", found.value("runtime_id", "")}});
-    EXPECT_EQ(api_call("GET", "/sessions/" + session).value("status", ""), "stopped");
-  } catch (const Error& e) {
-    if (e.http_status() != 404) throw;  // no contract test ran
-  }
-  std::error_code ec;
-  std::filesystem::remove_all(std::filesystem::path(shared_folder("x")).parent_path(), ec);
 }
