@@ -112,10 +112,7 @@ class BasicDaytonaWorkspace {
   explicit BasicDaytonaWorkspace(DaytonaWorkspaceOptions options = {}) : state_(std::make_unique<State>()) {
     auto& o = state_->options;
     o = std::move(options);
-    if (o.api_key.empty()) o.api_key = daytona::detail::env_or("DAYTONA_API_KEY");
-    if (o.api_url.empty())
-      o.api_url = daytona::detail::env_or("DAYTONA_API_URL",
-                                          daytona::detail::env_or("DAYTONA_SERVER_URL", "https://app.daytona.io/api"));
+    with_credentials(o);
     if (o.target.empty()) o.target = daytona::detail::env_or("DAYTONA_TARGET");
     if (o.api_key.empty()) throw Error(errc::invalid_argument, "DaytonaWorkspace: no API key (set DAYTONA_API_KEY)");
     if (!o.snapshot.empty() && !o.image.empty())
@@ -215,13 +212,24 @@ class BasicDaytonaWorkspace {
   }
 
 
+  // Deletes one sandbox by id or name, with the credentials from `options` (or the
+  // environment), without attaching to it: for another thread or process than its owner (a
+  // signal handler's cleanup, say). A sandbox already gone is not an error.
+  static void remove(const std::string& id_or_name, DaytonaWorkspaceOptions options = {}) {
+    with_credentials(options);
+    Client api(daytona::detail::trim_slashes(options.api_url), options.client);
+    try {
+      api.request_json("DELETE", http::make_target("/sandbox/" + id_or_name), std::nullopt, {},
+                       auth_headers(options.api_key));
+    } catch (const Error& e) {
+      if (e.http_status() != 404) throw;
+    }
+  }
+
   // Deletes the sandboxes this library made on this host whose owner process is gone, with the
   // credentials from `options` (or the environment). Returns how many.
   static std::size_t reap_orphans(DaytonaWorkspaceOptions options = {}) {
-    if (options.api_key.empty()) options.api_key = daytona::detail::env_or("DAYTONA_API_KEY");
-    if (options.api_url.empty())
-      options.api_url = daytona::detail::env_or("DAYTONA_API_URL",
-                                                daytona::detail::env_or("DAYTONA_SERVER_URL", "https://app.daytona.io/api"));
+    with_credentials(options);
     Client api(daytona::detail::trim_slashes(options.api_url), options.client);
     const nlohmann::json labels = {{detail::managed_label, "true"}, {detail::owner_host_label, detail::host_name()}};
     std::size_t removed = 0;
@@ -244,6 +252,13 @@ class BasicDaytonaWorkspace {
   }
 
  private:
+  static void with_credentials(DaytonaWorkspaceOptions& options) {
+    if (options.api_key.empty()) options.api_key = daytona::detail::env_or("DAYTONA_API_KEY");
+    if (options.api_url.empty())
+      options.api_url = daytona::detail::env_or("DAYTONA_API_URL",
+                                                daytona::detail::env_or("DAYTONA_SERVER_URL", "https://app.daytona.io/api"));
+  }
+
   struct State {
     DaytonaWorkspaceOptions options;
     std::unique_ptr<Client> api;

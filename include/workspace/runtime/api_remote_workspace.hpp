@@ -122,6 +122,21 @@ class BasicAPIRemoteWorkspace {
   // The runtime as the runtime API describes it now (status, pod_status, restarts, ...).
   nlohmann::json describe() { return *get_session(); }
 
+  // Stops a runtime by id through the runtime API in `options`, without attaching to it: for
+  // another thread or process than its owner (a signal handler's cleanup, say).
+  static void stop(const std::string& runtime_id, const APIRemoteWorkspaceOptions& options) {
+    if (options.runtime_api_url.empty() || options.runtime_api_key.empty())
+      throw Error(errc::invalid_argument, "APIRemoteWorkspace: runtime_api_url and runtime_api_key are needed");
+    std::string url = options.runtime_api_url;
+    while (!url.empty() && url.back() == '/') url.pop_back();
+    Client api(url, options.client);
+    http::Headers headers;
+    headers.set("X-API-Key", options.runtime_api_key);
+    http::RequestOptions o;
+    o.timeout = std::chrono::seconds(30);
+    api.request_json("POST", "/stop", nlohmann::json{{"runtime_id", runtime_id}}, o, std::move(headers));
+  }
+
   CommandResult execute_command(const std::string& command, const CommandOptions& options = {}) {
     return state_->agent->execute_command(command, options);
   }
