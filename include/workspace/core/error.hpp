@@ -104,6 +104,18 @@ class Error : public std::system_error {
   std::string server_message_;
 };
 
+namespace detail {
+// What an Error was constructed with, without the code's message that std::system_error appends:
+// for wrapping one error's text in another without saying "connection failed" twice.
+inline std::string message_of(const std::system_error& e) {
+  std::string what = e.what();
+  const std::string suffix = ": " + e.code().message();
+  if (what.size() >= suffix.size() && what.compare(what.size() - suffix.size(), suffix.size(), suffix) == 0)
+    what.resize(what.size() - suffix.size());
+  return what;
+}
+}  // namespace detail
+
 WORKSPACE_NAMESPACE_END
 
 template <>

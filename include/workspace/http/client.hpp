@@ -353,7 +353,7 @@ class Client {
         } catch (const Error& e) {
           const errc code = e.code().category() == error_category() ? static_cast<errc>(e.code().value())
                                                                      : errc::connection_failed;
-          throw TransportError(code, describe(request) + ": " + e.what(), progress);
+          throw TransportError(code, describe(request) + ": " + workspace::detail::message_of(e), progress);
         }
       }
       try {
@@ -541,7 +541,7 @@ class Client {
     } catch (const Error& e) {
       // The parser's and the sink's errors, with the request they belong to.
       errc code = e.code().category() == error_category() ? static_cast<errc>(e.code().value()) : errc::io_error;
-      fail(code, request, e.what(), progress);
+      fail(code, request, workspace::detail::message_of(e), progress);
     } catch (const std::exception& e) {
       fail(errc::io_error, request, e.what(), progress);  // a throwing BodySink or Progress
     }

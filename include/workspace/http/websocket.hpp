@@ -373,7 +373,7 @@ class WebSocket {
       write_frame(opcode, payload, deadline);
     } catch (const Error& e) {
       const errc code = e.code() == errc::timed_out ? errc::timed_out : errc::connection_failed;
-      end_with(code, s.where + ": " + what + ": " + e.what());
+      end_with(code, s.where + ": " + what + ": " + workspace::detail::message_of(e));
     }
   }
 
@@ -385,7 +385,7 @@ class WebSocket {
       const errc code = e.code() == errc::timed_out ? errc::timed_out : errc::connection_failed;
       end_with(code, impl_->where + ": answering a " +
                          (opcode == detail::WebSocketOpcode::pong ? std::string("ping") : std::string("close")) + ": " +
-                         e.what());
+                         workspace::detail::message_of(e));
     }
   }
 
