@@ -10,6 +10,13 @@ install(TARGETS workspace
   EXPORT workspace-targets
   FILE_SET HEADERS
   FILE_SET gtest_headers)
+# With separate compilation the package holds a static library, so it is no longer
+# architecture-independent.
+set(workspace_arch_independent ARCH_INDEPENDENT)
+if(WORKSPACE_SEPARATE_COMPILATION)
+  install(TARGETS workspace_asio EXPORT workspace-targets)
+  set(workspace_arch_independent "")
+endif()
 install(EXPORT workspace-targets
   NAMESPACE workspace::
   DESTINATION "${WORKSPACE_CONFIG_DIR}")
@@ -21,7 +28,7 @@ configure_package_config_file(
 write_basic_package_version_file(
   "${PROJECT_BINARY_DIR}/workspace-config-version.cmake"
   COMPATIBILITY SameMinorVersion
-  ARCH_INDEPENDENT)
+  ${workspace_arch_independent})
 install(FILES
   "${PROJECT_BINARY_DIR}/workspace-config.cmake"
   "${PROJECT_BINARY_DIR}/workspace-config-version.cmake"

@@ -29,6 +29,6 @@ int main() {
     ok = exercise(ws);
   }
   fs::remove_all(folder);
-  std::printf("workspace %s from Conan: %s\n", WORKSPACE_VERSION_STRING, ok ? "ok" : "FAILED");
+  std::printf("workspace %s test package: %s\n", WORKSPACE_VERSION_STRING, ok ? "ok" : "FAILED");
   return ok ? 0 : 1;
 }
