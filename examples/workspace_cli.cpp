@@ -15,6 +15,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <condition_variable>
 #include <cstring>
 #include <exception>
 #include <filesystem>
@@ -24,6 +25,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <csignal>
@@ -66,6 +68,8 @@ Workspace options (each defaults to the environment variable named on the right)
                                                                     WORKSPACE_API_KEY
   --network MODE      docker: none (default), host or a network     WORKSPACE_NETWORK
   --keep              leave what was created running, and print its id  WORKSPACE_KEEP
+  --environment NAME=VALUE   docker: the container's environment; api_remote: the agent
+                      server's; daytona: the sandbox's (repeatable)
 
 Run options:
   --timeout SECONDS   kill the command and all it started after this (default 30; 0: never)
@@ -155,6 +159,13 @@ std::chrono::milliseconds parse_seconds(const std::string& text) {
                   std::chrono::milliseconds(static_cast<std::int64_t>(std::llround(seconds * 1000))));
 }
 
+std::pair<std::string, std::string> name_value(const char* flag, const std::string& text) {
+  const auto eq = text.find('=');
+  if (eq == std::string::npos || eq == 0)
+    throw UsageError{std::string(flag) + ": expected NAME=VALUE, got '" + text + "'"};
+  return {text.substr(0, eq), text.substr(eq + 1)};
+}
+
 Arguments parse(int argc, char** argv) {
   Arguments a;
   a.config = workspace::WorkspaceConfig::from_env();
@@ -187,6 +198,12 @@ Arguments parse(int argc, char** argv) {
         workspace_flag("--host", a.config.host) || workspace_flag("--api-key", a.config.api_key) ||
         workspace_flag("--network", a.config.network))
       continue;
+    if (f.take("--environment", &v)) {
+      const auto [name, value] = name_value("--environment", v);
+      a.config.environment[name] = value;
+      a.given.emplace_back("--environment");
+      continue;
+    }
     if (f.take("--keep")) {
       a.config.keep = true;
       a.given.emplace_back("--keep");
@@ -220,9 +237,8 @@ Arguments parse(int argc, char** argv) {
         continue;
       }
       if (f.take("--env", &v)) {
-        const auto eq = v.find('=');
-        if (eq == std::string::npos || eq == 0) throw UsageError{"--env: expected NAME=VALUE, got '" + v + "'"};
-        a.run.env[v.substr(0, eq)] = v.substr(eq + 1);
+        const auto [name, value] = name_value("--env", v);
+        a.run.env[name] = value;
         continue;
       }
     } else {
@@ -249,7 +265,8 @@ Arguments parse(int argc, char** argv) {
     if (flag == "--working-dir") return true;
     if (flag == "--image") return m == M::docker || m == M::api_remote || m == M::daytona;
     if (flag == "--snapshot") return m == M::daytona;
-    if (flag == "--attach" || flag == "--keep") return m == M::docker || m == M::api_remote || m == M::daytona;
+    if (flag == "--attach" || flag == "--keep" || flag == "--environment")
+      return m == M::docker || m == M::api_remote || m == M::daytona;
     if (flag == "--host") return m != M::local;
     if (flag == "--api-key") return m == M::remote || m == M::api_remote || m == M::daytona;
     if (flag == "--network") return m == M::docker;
@@ -336,9 +353,18 @@ class ProgressBar {
 
 struct Interrupt {
   std::mutex mutex;
+  std::condition_variable cleaned_up;
+  bool done = false;  // the signal's cleanup has finished
   workspace::WorkspaceConfig config;
   std::string created_id;  // the container, runtime or sandbox this run created
   std::atomic<int> signal{0};
+
+  // After a signal, the main thread must not exit before the cleanup has removed what was
+  // created: the process's end would cut it short.
+  void wait_for_cleanup() {
+    std::unique_lock lock(mutex);
+    cleaned_up.wait_for(lock, 60s, [&] { return done; });
+  }
 };
 Interrupt interrupt;
 
@@ -396,9 +422,15 @@ void watch_signals(sigset_t set) {
   interrupt.signal = signal;
   kill_child_groups();
   remove_created();
-  // The main thread normally finishes on its own once the command is gone; this is for when
-  // it cannot (a call blocked on a dead peer).
-  std::this_thread::sleep_for(10s);
+  {
+    std::lock_guard lock(interrupt.mutex);
+    interrupt.done = true;
+  }
+  interrupt.cleaned_up.notify_all();
+  // The main thread normally finishes on its own once the command is gone (or, when the
+  // signal came during the set-up, once that is done and undone); this is for when it cannot
+  // (a call blocked on a dead peer).
+  std::this_thread::sleep_for(60s);
   std::_Exit(128 + signal);
 }
 
@@ -478,15 +510,24 @@ int main(int argc, char** argv) {
       std::lock_guard lock(interrupt.mutex);
       interrupt.created_id = ws.id();
     }
-    status = a.action == "run" ? run(ws, a) : transfer(ws, a);
-    if (a.config.keep && ws.can_attach() && a.config.attach_to.empty())
+    // A signal during the set-up found nothing to remove yet: skip the work, and let the
+    // destructor remove what was made.
+    if (interrupt.signal == 0) status = a.action == "run" ? run(ws, a) : transfer(ws, a);
+    if (a.config.keep && ws.can_attach() && a.config.attach_to.empty()) {
+      // What --attach takes: a runtime is attached to by its session.
+      std::string handle = ws.id();
+      if (const auto* runtime = ws.get_if<workspace::APIRemoteWorkspace>()) handle = runtime->session_id();
       std::fprintf(stderr, "%s: kept %s %s\n", program, std::string(workspace::to_string(ws.mode())).c_str(),
-                   ws.id().c_str());
+                   handle.c_str());
+    }
   } catch (const std::exception& e) {
     if (interrupt.signal != 0) status = 128 + interrupt.signal;
     else fail(e.what());
   }
-  if (interrupt.signal != 0) status = 128 + interrupt.signal;
+  if (interrupt.signal != 0) {
+    interrupt.wait_for_cleanup();
+    status = 128 + interrupt.signal;
+  }
   std::fflush(stdout);
   return status;
 }

@@ -21,6 +21,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -73,6 +74,8 @@ inline std::optional<WorkspaceMode> parse_workspace_mode(std::string_view text) 
 //                                       DAYTONA_API_KEY
 //   network      WORKSPACE_NETWORK      docker: "none" (default), "host" or a network name
 //   keep         WORKSPACE_KEEP         1/true/yes: leave what was created running on close
+//   environment  (code and flags only)  docker: the container's; api_remote: the agent
+//                                       server's; daytona: the sandbox's
 struct WorkspaceConfig {
   WorkspaceMode mode = WorkspaceMode::local;
   std::string working_dir{};
@@ -83,6 +86,7 @@ struct WorkspaceConfig {
   std::string api_key{};
   std::string network{};
   bool keep = false;
+  std::map<std::string, std::string> environment{};
 
   // Last word on the options of each type before it is constructed (pull progress, resources,
   // timeouts...). Left empty, the settings above are all there is.
@@ -155,6 +159,7 @@ struct WorkspaceConfig {
     o.attach_to = attach_to;
     if (!working_dir.empty()) o.working_dir = working_dir;
     if (!network.empty()) o.network_mode = network;
+    for (const auto& [name, value] : environment) o.environment[name] = value;
     o.engine.host = host;
     o.keep_alive = keep;
     if (customize_docker) customize_docker(o);
@@ -179,6 +184,7 @@ struct WorkspaceConfig {
     o.runtime_api_key = api_key;
     o.server_image = image;
     o.session_id = attach_to;
+    for (const auto& [name, value] : environment) o.environment[name] = value;
     if (!working_dir.empty()) o.working_dir = working_dir;
     o.keep_alive = keep;
     if (customize_api_remote) customize_api_remote(o);
@@ -193,6 +199,7 @@ struct WorkspaceConfig {
     o.snapshot = snapshot;
     o.attach_to = attach_to;
     o.working_dir = working_dir;
+    for (const auto& [name, value] : environment) o.env[name] = value;
     if (keep) o.on_close = DaytonaOnClose::keep;
     if (customize_daytona) customize_daytona(o);
     return o;
