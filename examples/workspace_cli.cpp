@@ -20,6 +20,7 @@
 #include <exception>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -168,12 +169,15 @@ std::pair<std::string, std::string> name_value(const char* flag, const std::stri
 
 Arguments parse(int argc, char** argv) {
   Arguments a;
-  a.config = workspace::WorkspaceConfig::from_env();
+  // The workspace flags overlay the environment, so that the configuration is read once, the
+  // same way (WorkspaceConfig::from_env), fallbacks (RUNTIME_API_URL, ...) included.
+  std::map<std::string, std::string> overlay;
+  std::map<std::string, std::string> environment;
   Flags f(argc, argv);
   std::string v;
-  const auto workspace_flag = [&](std::string_view name, std::string& field) {
+  const auto workspace_flag = [&](std::string_view name, const char* variable) {
     if (!f.take(name, &v)) return false;
-    field = v;
+    overlay[variable] = v;
     a.given.emplace_back(name);
     return true;
   };
@@ -188,24 +192,24 @@ Arguments parse(int argc, char** argv) {
       std::exit(0);
     }
     if (f.take("--mode", &v)) {
-      auto mode = workspace::parse_workspace_mode(v);
-      if (!mode) throw UsageError{"--mode: unknown mode '" + v + "' (local, docker, remote, api_remote or daytona)"};
-      a.config.mode = *mode;
+      if (!workspace::parse_workspace_mode(v))
+        throw UsageError{"--mode: unknown mode '" + v + "' (local, docker, remote, api_remote or daytona)"};
+      overlay["WORKSPACE_MODE"] = v;
       continue;
     }
-    if (workspace_flag("--working-dir", a.config.working_dir) || workspace_flag("--image", a.config.image) ||
-        workspace_flag("--snapshot", a.config.snapshot) || workspace_flag("--attach", a.config.attach_to) ||
-        workspace_flag("--host", a.config.host) || workspace_flag("--api-key", a.config.api_key) ||
-        workspace_flag("--network", a.config.network))
+    if (workspace_flag("--working-dir", "WORKSPACE_WORKING_DIR") || workspace_flag("--image", "WORKSPACE_IMAGE") ||
+        workspace_flag("--snapshot", "WORKSPACE_SNAPSHOT") || workspace_flag("--attach", "WORKSPACE_ATTACH") ||
+        workspace_flag("--host", "WORKSPACE_HOST") || workspace_flag("--api-key", "WORKSPACE_API_KEY") ||
+        workspace_flag("--network", "WORKSPACE_NETWORK"))
       continue;
     if (f.take("--environment", &v)) {
       const auto [name, value] = name_value("--environment", v);
-      a.config.environment[name] = value;
+      environment[name] = value;
       a.given.emplace_back("--environment");
       continue;
     }
     if (f.take("--keep")) {
-      a.config.keep = true;
+      overlay["WORKSPACE_KEEP"] = "1";
       a.given.emplace_back("--keep");
       continue;
     }
@@ -218,6 +222,11 @@ Arguments parse(int argc, char** argv) {
     throw UsageError{"unknown action '" + arg + "' (run, upload or download)"};
   }
   if (a.action.empty()) throw UsageError{"no action given (run, upload or download)"};
+  a.config = workspace::WorkspaceConfig::from_env([&](const char* name) -> std::optional<std::string> {
+    if (auto it = overlay.find(name); it != overlay.end()) return it->second;
+    return workspace::WorkspaceConfig::process_environment(name);
+  });
+  a.config.environment = std::move(environment);
 
   // The action's own options, then its operands.
   while (!f.done()) {

@@ -257,6 +257,13 @@ TEST(CliErrors, UnreachableRuntimeApi) {
                         "127.0.0.1:1");
 }
 
+TEST(CliErrors, ModeFlagTakesTheBackEndsOwnVariables) {
+  // --mode api_remote with the runtime API's own variables set, and no --host or key flag.
+  expect_one_line_error(cli({"--mode", "api_remote", "--image", "agent-server:test", "run", "true"},
+                            {{"RUNTIME_API_URL", "http://127.0.0.1:1"}, {"RUNTIME_API_KEY", "some-key"}}),
+                        "127.0.0.1:1");
+}
+
 TEST(CliErrors, UnreachableDaytona) {
   expect_one_line_error(cli({"--mode", "daytona", "--host", "http://127.0.0.1:1/api", "run", "true"},
                             {{"WORKSPACE_API_KEY", "some-key"}}),
