@@ -374,9 +374,7 @@ class BasicAnyWorkspace {
           if constexpr (Trait<W>::value)
             return f(w);
           else
-            throw Error(errc::unsupported, std::string(what) + ": a " +
-                                               std::string(to_string(mode_of(std::type_identity<W>{}))) +
-                                               " workspace cannot do that");
+            throw Error(errc::unsupported, std::string(what) + ": " + kind_of<W>() + " cannot do that");
         },
         self.workspace_);
   }
@@ -391,6 +389,15 @@ class BasicAnyWorkspace {
 
   template <class W>
   static constexpr bool has_type = (std::is_same_v<W, Ws> || ...);
+
+  // "a docker workspace"; a type of the user's own without a mode_of() is "this workspace".
+  template <class W>
+  static std::string kind_of() {
+    if constexpr (requires { mode_of(std::type_identity<W>{}); })
+      return "a " + std::string(to_string(mode_of(std::type_identity<W>{}))) + " workspace";
+    else
+      return "this workspace";
+  }
 
   static variant_type make(const WorkspaceConfig& config) {
     using docker_t = BasicDockerWorkspace<>;
