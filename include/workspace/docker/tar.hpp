@@ -20,6 +20,7 @@
 #include <workspace/http/message.hpp>
 #include <workspace/core/detail/fd.hpp>
 #include <workspace/core/detail/files.hpp>
+#include <workspace/core/detail/random.hpp>
 #include <workspace/version.hpp>
 
 #include <fcntl.h>
@@ -39,7 +40,6 @@
 #include <map>
 #include <memory>
 #include <optional>
-#include <random>
 #include <set>
 #include <string>
 #include <string_view>
@@ -887,10 +887,9 @@ inline void check_symlink_target(const std::string& path, std::size_t depth, con
 
 inline std::string temporary_name(const std::string& name) {
   static std::atomic<unsigned> counter{0};
-  thread_local std::minstd_rand random(std::random_device{}());
   // Keep within NAME_MAX (255) whatever the final name's length.
   return "." + name.substr(0, 180) + ".tar-" + std::to_string(::getpid()) + "-" +
-         std::to_string(counter.fetch_add(1)) + "-" + std::to_string(random());
+         std::to_string(counter.fetch_add(1)) + "-" + std::to_string(workspace::detail::random_u64() & 0xffffffffu);
 }
 
 }  // namespace detail

@@ -2,6 +2,7 @@
 // upload or a download of any size runs in constant memory.
 #pragma once
 
+#include <workspace/core/detail/random.hpp>
 #include <workspace/core/error.hpp>
 #include <workspace/http/message.hpp>
 #include <workspace/version.hpp>
@@ -14,7 +15,6 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
-#include <random>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -80,10 +80,10 @@ class Multipart {
  public:
   Multipart() {
     static constexpr char alphabet[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-    std::random_device device;
-    std::uniform_int_distribution<std::size_t> pick(0, sizeof alphabet - 2);
+    unsigned char bytes[24];
+    workspace::detail::random_fill(bytes, sizeof bytes);
     boundary_ = "----workspace-";
-    for (int i = 0; i < 24; ++i) boundary_ += alphabet[pick(device)];
+    for (const unsigned char b : bytes) boundary_ += alphabet[b % (sizeof alphabet - 1)];
   }
 
   const std::string& boundary() const noexcept { return boundary_; }

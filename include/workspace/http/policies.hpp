@@ -6,6 +6,7 @@
 // that calls next(request, options) zero or more times; the first policy listed is outermost.
 #pragma once
 
+#include <workspace/core/detail/random.hpp>
 #include <workspace/http/error.hpp>
 #include <workspace/http/message.hpp>
 #include <workspace/version.hpp>
@@ -15,7 +16,6 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
-#include <random>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -216,9 +216,8 @@ class Retry {
 
   std::chrono::milliseconds jittered(std::chrono::milliseconds backoff) {
     if (!options_.jitter || backoff.count() <= 0) return backoff;
-    thread_local std::minstd_rand engine{std::random_device{}()};
-    std::uniform_int_distribution<std::int64_t> pick(0, backoff.count());
-    return std::chrono::milliseconds(pick(engine));
+    const auto span = static_cast<std::uint64_t>(backoff.count()) + 1;
+    return std::chrono::milliseconds(static_cast<std::int64_t>(workspace::detail::random_u64() % span));
   }
 
   void sleep(std::chrono::milliseconds wait) {

@@ -23,6 +23,7 @@
 // UpgradedConnection::wait_readable).
 #pragma once
 
+#include <workspace/core/detail/random.hpp>
 #include <workspace/core/error.hpp>
 #include <workspace/http/client.hpp>
 #include <workspace/http/error.hpp>
@@ -40,7 +41,6 @@
 #include <cstring>
 #include <memory>
 #include <optional>
-#include <random>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -76,15 +76,8 @@ inline std::string websocket_accept(std::string_view key) {
   return base64(std::string_view(reinterpret_cast<const char*>(digest), size));
 }
 
-// n bytes from std::random_device (masks and keys need to be unpredictable to the network
-// path, not cryptographically strong: RFC 6455 §10.3).
-inline void websocket_random(unsigned char* out, std::size_t n) {
-  std::random_device device;
-  for (std::size_t i = 0; i < n; i += 4) {
-    const auto value = static_cast<std::uint32_t>(device());
-    for (std::size_t k = 0; k < 4 && i + k < n; ++k) out[i + k] = static_cast<unsigned char>(value >> (8 * k));
-  }
-}
+// n random bytes: masks and keys must be unpredictable to the network path (RFC 6455 §10.3).
+inline void websocket_random(unsigned char* out, std::size_t n) { workspace::detail::random_fill(out, n); }
 
 // One client frame: masked with `mask`, FIN set when `fin`.
 inline std::string websocket_client_frame(WebSocketOpcode opcode, std::string_view payload, bool fin,

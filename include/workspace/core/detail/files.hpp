@@ -9,6 +9,7 @@
 #include <workspace/core/options.hpp>
 #include <workspace/core/results.hpp>
 #include <workspace/core/detail/fd.hpp>
+#include <workspace/core/detail/random.hpp>
 #include <workspace/version.hpp>
 
 #include <atomic>
@@ -18,7 +19,6 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
-#include <random>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -66,12 +66,11 @@ class PendingFile {
       return std::nullopt;
     }
     static std::atomic<unsigned> counter{0};
-    thread_local std::minstd_rand random(std::random_device{}());
     for (int attempt = 0; attempt < 16; ++attempt) {
       std::string name = (parent / ("." + target.filename().string() + ".part-" +
                                     std::to_string(::getpid()) + "-" +
                                     std::to_string(counter.fetch_add(1)) + "-" +
-                                    std::to_string(random())))
+                                    std::to_string(random_u64() & 0xffffffffu)))
                              .string();
       int fd = ::open(name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
       if (fd >= 0) return PendingFile(Fd(fd), std::move(name), destination);

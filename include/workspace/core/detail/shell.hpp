@@ -3,9 +3,9 @@
 // processes by the token in their environment.
 #pragma once
 
+#include <workspace/core/detail/random.hpp>
 #include <workspace/version.hpp>
 
-#include <random>
 #include <string>
 #include <string_view>
 
@@ -26,9 +26,13 @@ inline std::string shell_quote(std::string_view s) {
 // 128 random bits as 32 hex digits: names a command's token and its spool folder.
 inline std::string random_token() {
   static constexpr char digits[] = "0123456789abcdef";
-  std::random_device device;
+  unsigned char bytes[16];
+  random_fill(bytes, sizeof bytes);
   std::string out;
-  for (int i = 0; i < 32; ++i) out += digits[device() & 15u];
+  for (const unsigned char b : bytes) {
+    out += digits[b >> 4];
+    out += digits[b & 15u];
+  }
   return out;
 }
 
