@@ -20,6 +20,7 @@
 #include <workspace/core/results.hpp>
 #include <workspace/http/body.hpp>
 #include <workspace/http/client.hpp>
+#include <workspace/http/detail/json.hpp>
 #include <workspace/http/detail/transfer.hpp>
 #include <workspace/http/error.hpp>
 #include <workspace/http/transport.hpp>
@@ -291,7 +292,7 @@ class BasicRemoteWorkspace {
     try {
       const http::Response response = send(std::move(r), o);
       http::check_status(response, what);
-      const auto answer = nlohmann::json::parse(response.body, nullptr, false);
+      const auto answer = http::detail::parse_json(response.body);
       if (answer.is_object() && answer.contains("file_size") && answer["file_size"].is_number_unsigned() &&
           answer["file_size"].template get<std::uint64_t>() != size)
         return failed(std::move(result), "file_upload " + result.destination_path + ": the server wrote " +
@@ -456,7 +457,7 @@ class BasicRemoteWorkspace {
           return;
         }
         if (!message) return;
-        const auto event = nlohmann::json::parse(*message, nullptr, false);
+        const auto event = http::detail::parse_json(*message);
         if (!event.is_object()) continue;
         const std::string kind = event.value("kind", std::string());
         if (kind == "BashCommand") {

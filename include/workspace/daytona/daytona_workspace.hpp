@@ -23,6 +23,7 @@
 #include <workspace/core/results.hpp>
 #include <workspace/http/body.hpp>
 #include <workspace/http/client.hpp>
+#include <workspace/http/detail/json.hpp>
 #include <workspace/http/detail/transfer.hpp>
 #include <workspace/http/error.hpp>
 #include <workspace/http/transport.hpp>
@@ -501,7 +502,7 @@ class BasicDaytonaWorkspace {
     o.timeout = timeout;
     const auto response = toolbox_send(std::move(r), o, idempotent);
     if (response.body.empty()) return nullptr;
-    auto parsed = nlohmann::json::parse(response.body, nullptr, false);
+    auto parsed = http::detail::parse_json(response.body);
     if (parsed.is_discarded()) return response.body;  // text answers (logs) come back as a string
     return parsed;
   }

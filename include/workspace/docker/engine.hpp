@@ -5,6 +5,7 @@
 
 #include <workspace/core/error.hpp>
 #include <workspace/docker/tar.hpp>
+#include <workspace/http/detail/json.hpp>
 #include <workspace/http.hpp>
 #include <workspace/version.hpp>
 
@@ -97,7 +98,7 @@ class JsonLines {
  private:
   void line(std::string_view text) {
     if (text.find_first_not_of(" \r\t") == std::string_view::npos) return;
-    const auto j = nlohmann::json::parse(text, nullptr, false);
+    const auto j = http::detail::parse_json(text);
     if (j.is_discarded()) return;
     if (j.contains("error") || j.contains("errorDetail")) {
       std::string message = j.value("error", std::string());

@@ -14,6 +14,7 @@
 
 #include <workspace/core/error.hpp>
 #include <workspace/http/detail/io.hpp>
+#include <workspace/http/detail/json.hpp>
 #include <workspace/http/detail/parser.hpp>
 #include <workspace/http/error.hpp>
 #include <workspace/http/message.hpp>
@@ -251,7 +252,7 @@ class Client {
     Response response = request(std::move(r), options);
     check_status(response, what);
     if (response.body.empty()) return nullptr;
-    auto parsed = nlohmann::json::parse(response.body, nullptr, false);
+    auto parsed = detail::parse_json(response.body);
     if (parsed.is_discarded()) throw Error(errc::protocol_error, what + ": the response is not JSON", response.status, {});
     return parsed;
   }

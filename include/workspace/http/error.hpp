@@ -3,6 +3,7 @@
 #pragma once
 
 #include <workspace/core/error.hpp>
+#include <workspace/http/detail/json.hpp>
 #include <workspace/http/message.hpp>
 #include <workspace/version.hpp>
 
@@ -41,7 +42,7 @@ namespace detail {
 inline std::string server_message(const Response& response) {
   const std::string& body = response.body;
   if (body.empty()) return {};
-  const auto parsed = nlohmann::json::parse(body, nullptr, false);
+  const auto parsed = parse_json(body);
   if (parsed.is_object()) {
     for (const char* key : {"message", "detail", "error", "error_message", "msg"}) {
       const auto it = parsed.find(key);

@@ -3,6 +3,9 @@
 //   static Origin make_origin(address, opts) parse the address once, per client
 //   static Stream connect(ctx, origin, deadline)
 // so the client is one template whatever the wire (Beast's transport-as-parameter idea).
+// connect() and what it calls are templates (the context is always asio::io_context), so that a
+// translation unit that includes this header instantiates none of Asio's resolver, socket or TLS
+// operations until a client actually connects: that keeps the headers cheap to include.
 //
 //   Tcp        http://host[:port][/base]     plain TCP, through HTTP_PROXY when set
 //   Tls        https://host[:port][/base]    TLS over TCP, through HTTPS_PROXY with CONNECT
@@ -43,6 +46,9 @@ WORKSPACE_NAMESPACE_BEGIN
 namespace http {
 
 namespace detail {
+
+template <class T>
+concept IoContext = std::same_as<T, asio::io_context>;
 
 // What a client knows about its server, computed once.
 struct Origin {
@@ -111,8 +117,9 @@ inline std::string host_port(const std::string& host, std::uint16_t port) {
   return (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port);
 }
 
-inline asio::ip::tcp::socket connect_tcp(asio::io_context& ctx, const std::string& host,
-                                         std::uint16_t port, Clock::time_point deadline) {
+template <IoContext Context>
+asio::ip::tcp::socket connect_tcp(Context& ctx, const std::string& host, std::uint16_t port,
+                                  Clock::time_point deadline) {
   using tcp = asio::ip::tcp;
   const std::string where = host_port(host, port);
   std::error_code ec;
@@ -178,21 +185,23 @@ void connect_tunnel(asio::io_context& ctx, Stream& stream, const Origin& origin,
 }
 
 // TCP to the origin, or to its proxy (tunnelled when `tunnel`).
-inline asio::ip::tcp::socket connect_origin_tcp(asio::io_context& ctx, const Origin& origin,
-                                                Clock::time_point deadline, bool tunnel) {
+template <IoContext Context>
+asio::ip::tcp::socket connect_origin_tcp(Context& ctx, const Origin& origin, Clock::time_point deadline,
+                                         bool tunnel) {
   if (!origin.proxy) return connect_tcp(ctx, origin.url.host, origin.url.port, deadline);
   PlainStream<asio::ip::tcp::socket> stream(connect_tcp(ctx, origin.proxy->host, origin.proxy->port, deadline));
   if (tunnel) connect_tunnel(ctx, stream, origin, deadline);
   return std::move(stream.socket());
 }
 
-// TLS over a connected socket: SNI, chain and host-name verification.
-class TlsStream {
+// TLS over a connected socket: SNI, chain and host-name verification. (A template for build
+// time only; it is always BasicTlsStream<asio::ip::tcp::socket>, that is TlsStream.)
+template <class Socket>
+class BasicTlsStream {
  public:
-  using Socket = asio::ip::tcp::socket;
-  using executor_type = Socket::executor_type;
+  using executor_type = typename Socket::executor_type;
 
-  TlsStream(Socket socket, asio::ssl::context& context)
+  BasicTlsStream(Socket socket, asio::ssl::context& context)
       : stream_(std::make_unique<asio::ssl::stream<Socket>>(std::move(socket), context)) {}
 
   void handshake(asio::io_context& ctx, const Origin& origin, Clock::time_point deadline) {
@@ -260,6 +269,8 @@ class TlsStream {
  private:
   std::unique_ptr<asio::ssl::stream<Socket>> stream_;
 };
+
+using TlsStream = BasicTlsStream<asio::ip::tcp::socket>;
 
 // One of several streams, chosen when the connection is made: each operation goes to the one
 // held. The executor is type-erased, since the alternatives' executors may differ in type.
@@ -341,7 +352,8 @@ struct Tcp {
     if (origin.url.is_tls()) throw Error(errc::invalid_argument, "http::Tcp cannot reach " + origin.description + "; use Tls or TcpOrTls");
     return origin;
   }
-  static Stream connect(asio::io_context& ctx, const detail::Origin& origin, detail::Clock::time_point deadline) {
+  template <detail::IoContext Context>
+  static Stream connect(Context& ctx, const detail::Origin& origin, detail::Clock::time_point deadline) {
     return Stream(detail::connect_origin_tcp(ctx, origin, deadline, false));
   }
 };
@@ -354,7 +366,8 @@ struct Tls {
     if (!origin.url.is_tls()) throw Error(errc::invalid_argument, "http::Tls needs an https:// URL, not " + origin.description);
     return origin;
   }
-  static Stream connect(asio::io_context& ctx, const detail::Origin& origin, detail::Clock::time_point deadline) {
+  template <detail::IoContext Context>
+  static Stream connect(Context& ctx, const detail::Origin& origin, detail::Clock::time_point deadline) {
     Stream stream(detail::connect_origin_tcp(ctx, origin, deadline, true), *origin.tls);
     stream.handshake(ctx, origin, deadline);
     return stream;
@@ -367,7 +380,8 @@ struct TcpOrTls {
   static detail::Origin make_origin(std::string_view url, const ClientOptions& options) {
     return detail::make_url_origin(url, options);
   }
-  static Stream connect(asio::io_context& ctx, const detail::Origin& origin, detail::Clock::time_point deadline) {
+  template <detail::IoContext Context>
+  static Stream connect(Context& ctx, const detail::Origin& origin, detail::Clock::time_point deadline) {
     if (!origin.url.is_tls()) return Stream(Tcp::connect(ctx, origin, deadline));
     return Stream(Tls::connect(ctx, origin, deadline));
   }
@@ -388,7 +402,8 @@ struct UnixSocket {
     origin.description = "unix:" + origin.unix_path;
     return origin;
   }
-  static Stream connect(asio::io_context& ctx, const detail::Origin& origin, detail::Clock::time_point deadline) {
+  template <detail::IoContext Context>
+  static Stream connect(Context& ctx, const detail::Origin& origin, detail::Clock::time_point deadline) {
     using protocol = asio::local::stream_protocol;
     protocol::socket socket(ctx);
     detail::open_cloexec(socket, protocol());
@@ -417,7 +432,8 @@ struct AnyTransport {
       return UnixSocket::make_origin(address, options);
     return TcpOrTls::make_origin(address, options);
   }
-  static Stream connect(asio::io_context& ctx, const detail::Origin& origin, detail::Clock::time_point deadline) {
+  template <detail::IoContext Context>
+  static Stream connect(Context& ctx, const detail::Origin& origin, detail::Clock::time_point deadline) {
     if (!origin.unix_path.empty()) return Stream(UnixSocket::connect(ctx, origin, deadline));
     if (!origin.url.is_tls()) return Stream(Tcp::connect(ctx, origin, deadline));
     return Stream(Tls::connect(ctx, origin, deadline));
