@@ -55,6 +55,12 @@ class DaytonaTest : public ::testing::Test {
 template <>
 struct workspace::testing::ContractTraits<DaytonaWorkspace> {
   static DaytonaWorkspace make() { return DaytonaWorkspace(ts::daytona_options()); }
+  // The sandbox user is daytona by default (not root); this names another one.
+  static DaytonaWorkspace make_non_root() {
+    auto o = ts::daytona_options();
+    o.user = "probe";
+    return DaytonaWorkspace(std::move(o));
+  }
   static constexpr bool runs_shell = true;
   static constexpr std::chrono::milliseconds timeout_grace{2000};
 };

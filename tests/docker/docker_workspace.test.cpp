@@ -54,6 +54,32 @@ DockerWorkspaceOptions options() {
   return o;
 }
 
+// The busybox image with one more layer: a user `probe` (uid 1001) with its home, as a Debian
+// image would have one. Built offline from the image above; Debian's busybox-static has no
+// adduser, so the layer writes what adduser would.
+constexpr const char* probe_image = "workspace-test-busybox-probe:latest";
+constexpr int probe_uid = 1001;
+
+const std::string& non_root_image() {
+  static const std::string built = [] {
+    docker::Engine engine;
+    engine.build_dockerfile(std::string("FROM ") + image() + "\nRUN echo 'probe:x:1001:1001:probe:/home/probe:/bin/sh' >> /etc/passwd && "
+                            "echo 'probe:x:1001:' >> /etc/group && mkdir -p /home/probe && "
+                            "chown 1001:1001 /home/probe\n", probe_image);
+    return std::string(probe_image);
+  }();
+  return built;
+}
+
+// Commands run as `probe`, given by name, in a working_dir the image does not have.
+DockerWorkspaceOptions non_root_options() {
+  DockerWorkspaceOptions o = options();
+  o.image = non_root_image();
+  o.working_dir = "/home/probe/work";
+  o.user = "probe";
+  return o;
+}
+
 class DockerTest : public ::testing::Test {
  protected:
   void SetUp() override { ts::require_docker(); }
@@ -67,12 +93,44 @@ struct workspace::testing::ContractTraits<DockerWorkspace> {
     require_docker_or_throw();
     return DockerWorkspace(options());
   }
+  static DockerWorkspace make_non_root() { return DockerWorkspace(non_root_options()); }
   static constexpr bool runs_shell = true;
   static constexpr std::chrono::milliseconds timeout_grace{1500};
 };
 
 namespace workspace::testing {
 INSTANTIATE_TYPED_TEST_SUITE_P(Docker, WorkspaceContract, ::testing::Types<DockerWorkspace>);
+}
+
+TEST_F(DockerTest, NonRootUserWritesItsWorkingDirAndOwnsUploads) {
+  DockerWorkspace ws(non_root_options());
+  const auto id = ws.execute_command("id -u");
+  EXPECT_EQ(id.std_out, std::to_string(probe_uid) + "\n");
+  const auto touch = ws.execute_command("touch made-by-user && stat -c %u made-by-user .");
+  EXPECT_EQ(touch.exit_code, 0) << touch.std_err;
+  EXPECT_EQ(touch.std_out, std::to_string(probe_uid) + "\n" + std::to_string(probe_uid) + "\n");
+
+  ts::TempDir local;
+  ts::write_file(local.path() / "up.txt", "uploaded");
+  ASSERT_TRUE(ws.file_upload((local.path() / "up.txt").string(), "deep/er/up.txt").success);
+  ASSERT_TRUE(ws.file_write("written.txt", "written").success);
+  const auto owners = ws.execute_command("stat -c '%u:%g %n' deep deep/er deep/er/up.txt written.txt");
+  const std::string owner = std::to_string(probe_uid) + ":" + std::to_string(probe_uid);
+  EXPECT_EQ(owners.std_out, owner + " deep\n" + owner + " deep/er\n" + owner + " deep/er/up.txt\n" + owner +
+                                " written.txt\n");
+  // A folder outside working_dir that the user could not make itself is still made, and given
+  // to the user (the daemon extracts as root, as `docker cp` does).
+  ASSERT_TRUE(ws.file_write("/etc/made-for-probe/file", "x").success);
+  EXPECT_EQ(ws.execute_command("stat -c %u /etc/made-for-probe /etc/made-for-probe/file /etc").std_out,
+            std::to_string(probe_uid) + "\n" + std::to_string(probe_uid) + "\n0\n");
+}
+
+TEST_F(DockerTest, AWorkingDirWithContentIsNotHandedOver) {
+  // The image's own folders stay as the image has them.
+  DockerWorkspaceOptions o = non_root_options();
+  o.working_dir = "/etc";
+  DockerWorkspace ws(std::move(o));
+  EXPECT_EQ(ws.execute_command("stat -c %u /etc").std_out, "0\n");
 }
 
 TEST_F(DockerTest, TimeoutKillsTheWholeTreeInsideTheContainer) {

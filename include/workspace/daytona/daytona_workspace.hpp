@@ -582,7 +582,7 @@ class BasicDaytonaWorkspace {
       const std::string runner = agent::detail::runner_command(
           spool_, cwd_, timed ? agent::detail::seconds_text(options_.timeout) : std::string(),
           static_cast<long long>(wo.inline_output_limit), token_, result_.command(), options_.env,
-          options_.on_output ? 10 : 0);
+          options_.on_output ? 10 : 0, /*new_session=*/true);
       // A child shell: the session's own shell must not run our `set --` or `exit`.
       const std::string line = "/bin/sh -c " + workspace::detail::shell_quote(runner);
 

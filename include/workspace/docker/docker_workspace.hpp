@@ -28,6 +28,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -111,6 +112,9 @@ class BasicDockerWorkspace {
     owns_ = true;
     try {
       engine_->start(id_);
+      // Without a user of its own the container runs as the image's (USER in its Dockerfile).
+      user_ = options_.user.empty() ? engine_->inspect(id_)["Config"].value("User", std::string()) : options_.user;
+      if (!user_is_root()) give_working_dir_to_user();
     } catch (...) {
       remove_quietly();
       throw;
@@ -119,7 +123,8 @@ class BasicDockerWorkspace {
 
   BasicDockerWorkspace(BasicDockerWorkspace&& other) noexcept
       : options_(std::move(other.options_)), engine_(std::move(other.engine_)), id_(std::move(other.id_)),
-        working_dir_(std::move(other.working_dir_)), owns_(std::exchange(other.owns_, false)) {}
+        working_dir_(std::move(other.working_dir_)), user_(std::move(other.user_)), owner_(other.owner_),
+        owns_(std::exchange(other.owns_, false)) {}
   BasicDockerWorkspace& operator=(BasicDockerWorkspace&& other) noexcept {
     if (this != &other) {
       remove_quietly();
@@ -127,6 +132,8 @@ class BasicDockerWorkspace {
       engine_ = std::move(other.engine_);
       id_ = std::move(other.id_);
       working_dir_ = std::move(other.working_dir_);
+      user_ = std::move(other.user_);
+      owner_ = other.owner_;
       owns_ = std::exchange(other.owns_, false);
     }
     return *this;
@@ -263,7 +270,7 @@ class BasicDockerWorkspace {
     if (workspace_path.empty()) return failed(result, "file_upload: empty workspace path");
     try {
       docker::tar::Writer writer;
-      writer.add_file(remote.substr(1), local_path);
+      writer.add_file(remote.substr(1), local_path, ownership(remote));
       const std::uint64_t file_size = std::filesystem::file_size(local_path);
       put(std::move(writer), remote, file_size, options);
       result.success = true;
@@ -280,7 +287,9 @@ class BasicDockerWorkspace {
     if (workspace_path.empty()) return failed(result, "file_write: empty workspace path");
     try {
       docker::tar::Writer writer;
-      writer.add_bytes(remote.substr(1), std::string(content));
+      docker::tar::Attributes attributes = ownership(remote);
+      attributes.mode = 0644;
+      writer.add_bytes(remote.substr(1), std::string(content), attributes);
       put(std::move(writer), remote, content.size(), {});
       result.success = true;
       result.file_size = content.size();
@@ -410,6 +419,7 @@ class BasicDockerWorkspace {
   void attach_existing(const std::string& id_or_name) {
     const auto info = engine_->inspect(id_or_name);
     id_ = info.value("Id", id_or_name);
+    user_ = options_.user.empty() ? info["Config"].value("User", std::string()) : options_.user;
     working_dir_ = info["Config"].value("WorkingDir", std::string());
     if (working_dir_.empty()) working_dir_ = options_.working_dir.empty() ? "/" : options_.working_dir;
     owns_ = false;
@@ -486,10 +496,112 @@ class BasicDockerWorkspace {
     return response;
   }
 
+  // Whether commands run as root, as far as the user's spelling tells without asking the
+  // container ("0:1000" is root with another group: asked).
+  bool user_is_root() const noexcept {
+    return user_.empty() || user_ == "0" || user_ == "root" || user_ == "0:0" || user_ == "root:root";
+  }
+
+  // The uid and gid that commands run as, asked inside the container once (a user given by
+  // name is resolved by the container's own /etc/passwd).
+  std::pair<std::uint64_t, std::uint64_t> owner() {
+    if (owner_) return *owner_;
+    if (user_is_root()) return *(owner_ = std::pair<std::uint64_t, std::uint64_t>{0, 0});
+    const auto [code, out] = run_internal({"/bin/sh", "-c", "id -u && id -g"}, user_);
+    unsigned long long uid = 0, gid = 0;
+    if (code != 0 || std::sscanf(out.c_str(), "%llu %llu", &uid, &gid) != 2)
+      throw Error(errc::bad_state, "docker: cannot resolve the user " + detail::quote(user_) + " in container " +
+                                       short_id() + " (id -u answered " + detail::quote(out) + ")");
+    return *(owner_ = std::pair<std::uint64_t, std::uint64_t>{uid, gid});
+  }
+
+  // What a file uploaded to `remote` is recorded with: the command user's ownership. Parent
+  // folders that do not exist yet are made first and given to that user too, since the daemon
+  // would make them root's, where the user's commands could not write.
+  docker::tar::Attributes ownership(const std::string& remote) {
+    docker::tar::Attributes attributes;
+    if (user_is_root()) return attributes;
+    const auto [uid, gid] = owner();
+    attributes.uid = uid;
+    attributes.gid = gid;
+    const auto slash = remote.rfind('/');
+    const std::string parent = slash == 0 ? std::string("/") : remote.substr(0, slash);
+    if (!engine_->path_exists(id_, parent)) {
+      // Only the folders that are missing, found from the deepest up, are handed over.
+      const std::string script =
+          "d=$1; o=$2; set --; while [ ! -e \"$d\" ]; do set -- \"$d\" \"$@\"; d=$(dirname -- \"$d\"); done; "
+          "[ $# -eq 0 ] || { mkdir -p -- \"$@\" && chown -- \"$o\" \"$@\"; }";
+      const auto made = run_internal({"/bin/sh", "-c", script, "workspace-mkdir", parent,
+                                      std::to_string(uid) + ":" + std::to_string(gid)},
+                                     "0");
+      if (made.first != 0)
+        throw Error(errc::io_error, "cannot create the folder " + detail::quote(parent) + ": " + made.second);
+    }
+    return attributes;
+  }
+
+  // A container made for a non-root user must let that user write in its working_dir: the
+  // daemon creates a missing WorkingDir as root's. An empty folder the user cannot write is
+  // handed over; one with content belongs to the image and is left alone.
+  void give_working_dir_to_user() {
+    const auto [code, out] = run_internal(
+        {"/bin/sh", "-c",
+         "id -u && id -g && if [ -w \"$1\" ]; then echo w; elif [ -z \"$(ls -A -- \"$1\" 2>/dev/null)\" ]; then echo e; "
+         "else echo -; fi",
+         "workspace-user", working_dir_},
+        user_);
+    unsigned long long uid = 0, gid = 0;
+    char state = 0;
+    if (code != 0 || std::sscanf(out.c_str(), "%llu %llu %c", &uid, &gid, &state) != 3)
+      throw Error(errc::bad_state, "docker: cannot resolve the user " + detail::quote(user_) + " in container " +
+                                       short_id() + ": " + out);
+    owner_ = std::pair<std::uint64_t, std::uint64_t>{uid, gid};
+    if (state != 'e') return;
+    const auto given = run_internal(
+        {"chown", "--", std::to_string(uid) + ":" + std::to_string(gid), working_dir_}, "0");
+    if (given.first != 0)
+      throw Error(errc::io_error, "docker: cannot give working_dir " + detail::quote(working_dir_) + " to user " +
+                                      detail::quote(user_) + ": " + given.second);
+  }
+
+  // Runs `argv` in the container as `user`, for the workspace's own housekeeping: the exit code,
+  // and stdout with stderr after it.
+  std::pair<int, std::string> run_internal(const nlohmann::json& argv, const std::string& user) {
+    nlohmann::json config = {{"AttachStdin", false}, {"AttachStdout", true}, {"AttachStderr", true},
+                             {"Tty", false}, {"Cmd", argv}, {"WorkingDir", "/"}};
+    if (!user.empty()) config["User"] = user;
+    const std::string exec_id = engine_->exec_create(id_, config);
+    auto stream = engine_->exec_start(exec_id);
+    std::string out, err;
+    docker::detail::Demultiplexer demux;
+    char buffer[4096];
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    for (;;) {
+      std::error_code ec;
+      const std::size_t n = stream.read_some(buffer, sizeof buffer, until, ec);
+      if (ec) throw Error(errc::connection_failed, "docker exec: reading the output: " + ec.message());
+      if (n == 0) break;
+      demux.feed(std::string_view(buffer, n), [&](docker::detail::Demultiplexer::Stream s, std::string_view data) {
+        (s == docker::detail::Demultiplexer::Stream::std_out ? out : err).append(data);
+      });
+    }
+    stream.close();
+    for (auto wait = std::chrono::milliseconds(1);; wait = std::min(wait * 2, std::chrono::milliseconds(100))) {
+      const auto info = engine_->exec_inspect(exec_id);
+      if (!info.value("Running", false) && info.contains("ExitCode") && info["ExitCode"].is_number_integer())
+        return {info["ExitCode"].template get<int>(), out + err};
+      if (std::chrono::steady_clock::now() >= until)
+        throw Error(errc::timed_out, "docker exec: the daemon never reported an exit code");
+      std::this_thread::sleep_for(wait);
+    }
+  }
+
   DockerWorkspaceOptions options_;
   std::shared_ptr<engine_type> engine_;
   std::string id_;
   std::string working_dir_;
+  std::string user_;  // who commands run as: options.user, else the container's own
+  std::optional<std::pair<std::uint64_t, std::uint64_t>> owner_;  // their uid and gid, once asked
   bool owns_ = false;
 };
 

@@ -278,6 +278,14 @@ class BasicEngine {
     r.source_size = size;
     return client_.request(std::move(r), options);
   }
+  // Whether `path` exists in the container (HEAD of its archive: the daemon stats it).
+  bool path_exists(const std::string& container, const std::string& file) {
+    const auto r = client_.request(
+        http::Request{.method = "HEAD", .target = path("/containers/" + container + "/archive", {{"path", file}})});
+    if (r.status == 404) return false;
+    if (!r.ok()) throw_status(r, "docker: stat " + file + " in container " + container.substr(0, 12));
+    return true;
+  }
   http::Response get_archive(const std::string& container, const std::string& file, const http::RequestOptions& options = {}) {
     http::Request r{.method = "GET", .target = path("/containers/" + container + "/archive", {{"path", file}})};
     r.headers.set("Accept-Encoding", "identity");

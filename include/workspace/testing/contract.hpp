@@ -13,6 +13,9 @@
 //   static void script(W&, const std::string& command, FakeWorkspace::Handler);
 //                                                      // only when !runs_shell: teach a
 //                                                      // scripted workspace what `command` does
+//   static W make_non_root();                          // optional: a workspace whose commands
+//                                                      // run as a user other than root, for
+//                                                      // the ownership tests
 //
 // Every command test states the command and what it must do. A shell workspace runs it; a
 // scripted one is taught the same outcome through script(), so the suite checks that it carries
@@ -81,7 +84,8 @@ class LocalScratch {
 };
 
 inline void write_local(const std::string& path, const std::string& content) {
-  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+  const auto parent = std::filesystem::path(path).parent_path();
+  if (!parent.empty()) std::filesystem::create_directories(parent);
   std::ofstream out(path, std::ios::binary);
   out.write(content.data(), static_cast<std::streamsize>(content.size()));
 }
@@ -160,6 +164,32 @@ class WorkspaceContract : public ::testing::Test {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
     return alive;
+  }
+
+  // Checks, on `w`, that the commands' user can write in working_dir and owns what the file
+  // calls wrote (and the folders they made); returns that user's uid.
+  template <class Any>
+  std::string expect_user_owns_its_files(Any& w) {
+    auto id = w.execute_command("id -u");
+    EXPECT_EQ(id.exit_code, 0) << id.std_err;
+    std::string uid = id.std_out;
+    while (!uid.empty() && (uid.back() == '\n' || uid.back() == '\r')) uid.pop_back();
+    auto touch = w.execute_command("touch made-by-user && rm made-by-user");
+    EXPECT_EQ(touch.exit_code, 0) << "the user cannot write in working_dir: " << touch.std_err;
+    const std::string source = local_ / "to-upload.txt";
+    contract::write_local(source, "uploaded");
+    auto up = w.file_upload(source, "owned/uploaded.txt");
+    EXPECT_TRUE(up.success) << up.error.value_or("");
+    auto written = w.file_write("owned/new folder/written.txt", "written");
+    EXPECT_TRUE(written.success) << written.error.value_or("");
+    auto owners = w.execute_command(
+        "stat -c %u owned/uploaded.txt 'owned/new folder/written.txt' 'owned/new folder' owned");
+    EXPECT_EQ(owners.exit_code, 0) << owners.std_err;
+    EXPECT_EQ(owners.std_out, uid + "\n" + uid + "\n" + uid + "\n" + uid + "\n")
+        << "files written for user " << uid << " belong to someone else";
+    auto inside = w.execute_command("touch 'owned/new folder/by-command' && echo x >> owned/uploaded.txt");
+    EXPECT_EQ(inside.exit_code, 0) << "the user cannot write in the folders uploads made: " << inside.std_err;
+    return uid;
   }
 
   // A timed-out call must return within the workspace's grace of its deadline.
@@ -280,6 +310,17 @@ TYPED_TEST_P(WorkspaceContract, AddsEnvironmentForOneCommand) {
   EXPECT_EQ(this->run(command, echo).std_out, "unset|unset");
 }
 
+TYPED_TEST_P(WorkspaceContract, EnvironmentOverridesTheWorkspaces) {
+  // A variable the workspace already has (HOME is set everywhere) takes the command's value.
+  CommandOptions options;
+  options.env = {{"HOME", "/overridden home"}};
+  auto echo = [](const FakeCall& c) {
+    auto it = c.env.find("HOME");
+    return FakeResponse{.std_out = it == c.env.end() ? std::string("unset") : it->second};
+  };
+  EXPECT_EQ(this->run("printf '%s' \"${HOME-unset}\"", echo, options).std_out, "/overridden home");
+}
+
 TYPED_TEST_P(WorkspaceContract, TimeoutKillsAndReportsIt) {
   CommandOptions options;
   options.timeout = std::chrono::milliseconds(500);
@@ -338,6 +379,39 @@ TYPED_TEST_P(WorkspaceContract, BackgroundJobDoesNotHoldTheCall) {
   EXPECT_FALSE(r.timeout_occurred);
   EXPECT_EQ(r.exit_code, 0);
   EXPECT_EQ(r.std_out, "started\n");
+}
+
+TYPED_TEST_P(WorkspaceContract, BackgroundJobOutlivesTheCall) {
+  // `server &` keeps running after the call returns: a job that writes a file two seconds
+  // later must still be alive to write it.
+  CommandOptions options;
+  options.timeout = std::chrono::seconds(10);
+  const auto start = std::chrono::steady_clock::now();
+  auto r = this->run("(sleep 2; echo alive > background-job.txt) >/dev/null 2>&1 & echo returned",
+                     FakeResponse{.std_out = "returned\n"}, options);
+  EXPECT_LT(contract::seconds_since(start), 2.0);
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_EQ(r.std_out, "returned\n");
+  if constexpr (TestFixture::runs_shell) {
+    EXPECT_FALSE(this->ws_.file_read("background-job.txt").success) << "the job ran before the call returned";
+    FileReadResult written;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+    while (!(written = this->ws_.file_read("background-job.txt")).success &&
+           std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    ASSERT_TRUE(written.success) << "the background job did not outlive the call";
+    EXPECT_EQ(written.content, "alive\n");
+  }
+}
+
+TYPED_TEST_P(WorkspaceContract, NoTimeoutRunsToTheEnd) {
+  CommandOptions options;
+  options.timeout = no_timeout;
+  auto r = this->run("sleep 1; echo done", FakeResponse{.std_out = "done\n", .duration = std::chrono::seconds(1)},
+                     options);
+  EXPECT_FALSE(r.timeout_occurred);
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_EQ(r.std_out, "done\n");
 }
 
 TYPED_TEST_P(WorkspaceContract, SignalDeathIsNotATimeout) {
@@ -522,6 +596,40 @@ TYPED_TEST_P(WorkspaceContract, UnwritableDestinationsFailNamingThePath) {
   EXPECT_FALSE(this->ws_.file_read("").success);
 }
 
+TYPED_TEST_P(WorkspaceContract, RelativeLocalPathsResolveAgainstTheProcessDirectory) {
+  // Local paths are as the calling process sees them: relative ones against its current
+  // directory, not against working_dir.
+  const auto previous = std::filesystem::current_path();
+  std::filesystem::current_path(this->local_.path());
+  struct Restore {
+    std::filesystem::path dir;
+    ~Restore() { std::filesystem::current_path(dir); }
+  } restore{previous};
+  contract::write_local("relative-source.txt", "relative");
+  auto up = this->ws_.file_upload("relative-source.txt", "relative/uploaded.txt");
+  ASSERT_TRUE(up.success) << up.error.value_or("");
+  auto down = this->ws_.file_download("relative/uploaded.txt", "relative-back/downloaded.txt");
+  ASSERT_TRUE(down.success) << down.error.value_or("");
+  EXPECT_EQ(contract::read_local(this->local_ / "relative-back/downloaded.txt"), "relative");
+}
+
+TYPED_TEST_P(WorkspaceContract, WrittenFilesBelongToTheCommandsUser) {
+  // Whoever commands run as can write in working_dir, and owns what file_write and file_upload
+  // made there, parent folders included. Checked on the workspace the suite makes and, where
+  // the type can run commands as a non-root user, on one that does.
+  if constexpr (TestFixture::runs_shell) {
+    this->expect_user_owns_its_files(this->ws_);
+    if constexpr (requires { TestFixture::Traits::make_non_root(); }) {
+      auto non_root = TestFixture::Traits::make_non_root();
+      const std::string uid = this->expect_user_owns_its_files(non_root);
+      EXPECT_NE(uid, "0") << "make_non_root() made a workspace whose commands run as root";
+    }
+  } else {
+    ASSERT_TRUE(this->ws_.file_write("owned/by-user.txt", "mine").success);
+    EXPECT_EQ(this->ws_.file_read("owned/by-user.txt").content, "mine");
+  }
+}
+
 TYPED_TEST_P(WorkspaceContract, ProgressIsReportedAndCanCancel) {
   const std::string data = contract::random_bytes(5u << 20, 3);
   const std::string source = this->local_ / "progress.bin";
@@ -558,14 +666,17 @@ REGISTER_TYPED_TEST_SUITE_P(WorkspaceContract, ReportsExitCodes, KeepsStdoutAndS
                             ResolvesRelativeAndAbsoluteCwd, MissingCwdIsAnErrorNamingIt,
                             AddsEnvironmentForOneCommand, TimeoutKillsAndReportsIt,
                             TimeoutKillsBackgroundChildrenToo, SubSecondTimeouts,
-                            BackgroundJobDoesNotHoldTheCall, SignalDeathIsNotATimeout,
+                            BackgroundJobDoesNotHoldTheCall, BackgroundJobOutlivesTheCall,
+                            NoTimeoutRunsToTheEnd, EnvironmentOverridesTheWorkspaces,
+                            SignalDeathIsNotATimeout,
                             StreamsOutputToTheCallback, RejectsBadArguments,
                             UploadAndDownloadRoundTrip, BinaryFilesSurviveBothWays, EmptyFiles,
                             PathsWithSpacesAndUnicode, CreatesParentFoldersBothWays,
                             OverwritesWholeFiles, InMemoryRoundTrip, ShellSeesUploadedFiles,
                             MissingSourcesFailNamingThePath,
                             UnwritableDestinationsFailNamingThePath,
-                            ProgressIsReportedAndCanCancel);
+                            RelativeLocalPathsResolveAgainstTheProcessDirectory,
+                            WrittenFilesBelongToTheCommandsUser, ProgressIsReportedAndCanCancel);
 
 }  // namespace testing
 WORKSPACE_NAMESPACE_END

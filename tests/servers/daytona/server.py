@@ -340,9 +340,8 @@ class App:
     def start_container(self, sb: Sandbox):
         self.docker.start(sb.container_id)
         if sb.user not in ("root", "daytona"):
-            code, out, err = self.docker.run(sb.container_id, ["sh", "-c",
-                "id -u %s >/dev/null 2>&1 || adduser -D -h /home/%s %s" % (shq(sb.user), shq(sb.user), shq(sb.user))],
-                user="root")
+            code, out, err = self.docker.run(sb.container_id, ["sh", "-c", ADD_USER, "add-user", sb.user],
+                                             user="root")
             if code != 0:
                 raise RuntimeError("adduser %s: %s" % (sb.user, (out + err).decode(errors="replace")))
         self.docker.run(sb.container_id, ["sh", "-c", "mkdir -p %s && chmod 1777 %s" % (DAEMON_DIR, DAEMON_DIR)],
@@ -657,6 +656,19 @@ def demux(data: bytes) -> tuple[bytes, bytes]:
         target += data[m.end():end]
         pos = end
     return bytes(out), bytes(err)
+
+
+# Adds the user $1 unless it exists: with adduser where the image has it, else (Debian's
+# busybox-static has no adduser) with the next free uid >= 1000 written into /etc/passwd and
+# /etc/group, and a home folder of its own.
+ADD_USER = r"""
+id -u "$1" >/dev/null 2>&1 && exit 0
+if command -v adduser >/dev/null 2>&1; then exec adduser -D -h "/home/$1" "$1"; fi
+u=$(awk -F: '$3 >= 1000 && $3 < 60000 && $3 > m { m = $3 } END { print (m ? m : 999) + 1 }' /etc/passwd /etc/group)
+printf '%s:x:%s:%s:%s:/home/%s:/bin/sh\n' "$1" "$u" "$u" "$1" "$1" >> /etc/passwd &&
+printf '%s:x:%s:\n' "$1" "$u" >> /etc/group &&
+mkdir -p "/home/$1" && chown "$u:$u" "/home/$1"
+"""
 
 
 def strip_markers(data: bytes) -> bytes:

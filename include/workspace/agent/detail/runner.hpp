@@ -39,20 +39,27 @@ namespace agent::detail {
 // $2 cwd, $3 timeout in seconds ("" for none), $4 inline limit in bytes (-1: never), $5 token,
 // $6 command, $7 "env" when a variable name is not a shell name (so `export` cannot set it),
 // $8 the seconds to keep the spool files after the end (the client may be reading them: a file
-// removed under a range request breaks the server's response mid-body), then NAME=VALUE words
-// for the command's environment.
+// removed under a range request breaks the server's response mid-body), $9 "s" to run the
+// command in a session of its own, then NAME=VALUE words for the command's environment.
+//
+// A session of its own (setsid, where the image has it) is for servers that signal the whole
+// process group of the shell they started once the call ends (Daytona deletes a command's
+// session so): a job the command left running in the background must outlive that. The
+// watchdog finds the command's processes by token, not by group, so a timeout still kills all
+// of them. Elsewhere it is not asked for, since it costs one more exec per command.
 //
 // Every program it starts costs milliseconds on the server, so it starts as few as it can: the
 // command's own shell, `sleep` for the watchdog (in the background), and only when there is
 // output, wc and base64; the spool files are removed in the background.
 inline std::string runner_script() {
   return std::string(
-             "d=$1 c=$2 t=$3 l=$4 k=$5 x=$6 e=$7 r=$8; shift 8; exec 2>/dev/null; "
+             "d=$1 c=$2 t=$3 l=$4 k=$5 x=$6 e=$7 r=$8 S=$9; shift 9; exec 2>/dev/null; "
              "cd -- \"$c\" 2>/dev/null || { printf '..0 0 0 0 c\\n'; exit 0; }; "
              "( umask 077 && : >\"$d.o\" && : >\"$d.e\" ) || { printf '..0 0 0 0 d\\n'; exit 0; }; "
              "( WORKSPACE_EXEC_TOKEN=$k; export WORKSPACE_EXEC_TOKEN; "
-             "if [ -n \"$e\" ]; then exec env -- \"$@\" /bin/sh -c \"$x\"; fi; "
-             "for a do export \"$a\" || exit 125; done; exec /bin/sh -c \"$x\" ) </dev/null >\"$d.o\" 2>\"$d.e\" & "
+             "if [ -n \"$S\" ]; then S=; command -v setsid >/dev/null 2>&1 && S=setsid; fi; "
+             "if [ -n \"$e\" ]; then exec env -- \"$@\" $S /bin/sh -c \"$x\"; fi; "
+             "for a do export \"$a\" || exit 125; done; exec $S /bin/sh -c \"$x\" ) </dev/null >\"$d.o\" 2>\"$d.e\" & "
              "p=$!; w=; "
              "if [ -n \"$t\" ]; then "
              "( sleep \"$t\" & z=$!; trap 'kill $z 2>/dev/null; exit 0' TERM; wait $z; : >\"$d.t\"; "
@@ -84,14 +91,16 @@ inline bool is_shell_name(std::string_view name) noexcept {
 inline std::string runner_command(const std::string& spool, const std::string& cwd,
                                   const std::string& timeout_seconds, long long inline_limit,
                                   const std::string& token, const std::string& command,
-                                  const std::map<std::string, std::string>& env, int keep_spool_seconds = 0) {
+                                  const std::map<std::string, std::string>& env, int keep_spool_seconds = 0,
+                                  bool new_session = false) {
   using workspace::detail::shell_quote;
   static const std::string script = runner_script();
   bool needs_env = false;
   for (const auto& entry : env) needs_env = needs_env || !is_shell_name(entry.first);
   std::string line = "set -- " + shell_quote(spool) + ' ' + shell_quote(cwd) + ' ' +
                      shell_quote(timeout_seconds) + ' ' + std::to_string(inline_limit) + ' ' + token + ' ' +
-                     shell_quote(command) + (needs_env ? " env" : " ''") + ' ' + std::to_string(keep_spool_seconds);
+                     shell_quote(command) + (needs_env ? " env" : " ''") + ' ' + std::to_string(keep_spool_seconds) +
+                     (new_session ? " s" : " ''");
   for (const auto& [name, value] : env) line += ' ' + shell_quote(name + "=" + value);
   return line + "; " + script;
 }
