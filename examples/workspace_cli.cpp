@@ -50,9 +50,11 @@ void usage(std::FILE* out) {
   std::fprintf(out, R"(usage: %s [workspace options] run [run options] [--] COMMAND...
        %s [workspace options] upload LOCAL_PATH WORKSPACE_PATH
        %s [workspace options] download WORKSPACE_PATH LOCAL_PATH
+       %s [workspace options] rm ID...
 
-Runs COMMAND with /bin/sh -c (several words are joined with spaces), or copies a file into or
-out of the workspace. Relative workspace paths resolve against the working directory.
+Runs COMMAND with /bin/sh -c (several words are joined with spaces), copies a file into or out
+of the workspace, or removes containers, runtimes or sandboxes kept with --keep (rm takes the
+ids --keep printed). Relative workspace paths resolve against the working directory.
 
 Workspace options (each defaults to the environment variable named on the right):
   --mode MODE         local, docker, remote, api_remote or daytona   WORKSPACE_MODE (local)
@@ -73,7 +75,8 @@ Workspace options (each defaults to the environment variable named on the right)
                       server's; daytona: the sandbox's (repeatable)
 
 Run options:
-  --timeout SECONDS   kill the command and all it started after this (default 30; 0: never)
+  --timeout SECONDS   kill the command and all it started after this (default: never,
+                      as docker exec; 0: never)
   --cwd DIR           run there instead of the working directory
   --env NAME=VALUE    add to the command's environment (repeatable)
 
@@ -85,11 +88,12 @@ Transfer options:
   --version           the library's version
 
 Exit status: run passes the command's status through (128+N when signal N ended it), or 124
-when it timed out; upload and download exit 0, or 1 when the transfer failed; 125 means %s
-itself failed (a bad flag, or a workspace it could not create or reach), with one line on stderr.
-On SIGINT, SIGTERM or SIGHUP the command is killed and what was created is removed.
+when it timed out; upload and download exit 0, or 1 when the transfer failed; rm exits 0; 125
+means %s itself failed (a bad flag, or a workspace it could not create, reach or remove),
+with one line on stderr. On SIGINT, SIGTERM or SIGHUP the command is killed and what was created
+is removed.
 )",
-               program, program, program, program);
+               program, program, program, program, program);
 }
 
 // One line, whatever the error text holds: servers put newlines in theirs.
@@ -106,7 +110,7 @@ struct UsageError {
 struct Arguments {
   workspace::WorkspaceConfig config;
   std::vector<std::string> given;  // workspace flags given on the command line
-  std::string action;              // run, upload, download
+  std::string action;              // run, upload, download, rm
   std::vector<std::string> operands;
   workspace::CommandOptions run;
   std::optional<bool> progress;
@@ -169,6 +173,9 @@ std::pair<std::string, std::string> name_value(const char* flag, const std::stri
 
 Arguments parse(int argc, char** argv) {
   Arguments a;
+  // A CLI run waits as long as the command takes, as docker exec does; the library's 30 s
+  // default suits programs, not a person at a terminal.
+  a.run.timeout = workspace::no_timeout;
   // The workspace flags overlay the environment, so that the configuration is read once, the
   // same way (WorkspaceConfig::from_env), fallbacks (RUNTIME_API_URL, ...) included.
   std::map<std::string, std::string> overlay;
@@ -214,14 +221,14 @@ Arguments parse(int argc, char** argv) {
       continue;
     }
     const std::string arg = f.next();
-    if (arg == "run" || arg == "upload" || arg == "download") {
+    if (arg == "run" || arg == "upload" || arg == "download" || arg == "rm") {
       a.action = arg;
       break;
     }
     if (!arg.empty() && arg[0] == '-') throw UsageError{"unknown option " + arg};
-    throw UsageError{"unknown action '" + arg + "' (run, upload or download)"};
+    throw UsageError{"unknown action '" + arg + "' (run, upload, download or rm)"};
   }
-  if (a.action.empty()) throw UsageError{"no action given (run, upload or download)"};
+  if (a.action.empty()) throw UsageError{"no action given (run, upload, download or rm)"};
   a.config = workspace::WorkspaceConfig::from_env([&](const char* name) -> std::optional<std::string> {
     if (auto it = overlay.find(name); it != overlay.end()) return it->second;
     return workspace::WorkspaceConfig::process_environment(name);
@@ -250,7 +257,7 @@ Arguments parse(int argc, char** argv) {
         a.run.env[name] = value;
         continue;
       }
-    } else {
+    } else if (a.action != "rm") {
       if (f.take("--progress")) {
         a.progress = true;
         continue;
@@ -264,11 +271,15 @@ Arguments parse(int argc, char** argv) {
   }
   a.operands = f.rest();
   if (a.action == "run" && a.operands.empty()) throw UsageError{"run: no command given"};
-  if (a.action != "run" && a.operands.size() != 2)
+  if (a.action == "rm" && a.operands.empty()) throw UsageError{"rm: no id given"};
+  using M = workspace::WorkspaceMode;
+  if (a.action == "rm" && a.config.mode != M::docker && a.config.mode != M::api_remote && a.config.mode != M::daytona)
+    throw UsageError{"rm applies to modes docker, api_remote and daytona, not " +
+                     std::string(workspace::to_string(a.config.mode))};
+  if ((a.action == "upload" || a.action == "download") && a.operands.size() != 2)
     throw UsageError{a.action + ": expected two paths, got " + std::to_string(a.operands.size())};
 
   // A flag that means nothing for the chosen mode is a mistake worth reporting.
-  using M = workspace::WorkspaceMode;
   const auto applies = [&](const std::string& flag) {
     const M m = a.config.mode;
     if (flag == "--working-dir") return true;
@@ -412,12 +423,12 @@ void remove_created() noexcept {
   try {
     using M = workspace::WorkspaceMode;
     if (config.mode == M::docker) {
-      workspace::docker::Engine(config.docker_options().engine).remove(id);
+      workspace::DockerWorkspace::remove(id, config.docker_options().engine);
     } else if (config.mode == M::daytona) {
       const auto o = config.daytona_options();
       workspace::DaytonaWorkspace::remove(id, o);
     } else if (config.mode == M::api_remote) {
-      workspace::APIRemoteWorkspace::stop(id, config.api_remote_options());
+      workspace::APIRemoteWorkspace::remove(id, config.api_remote_options());
     }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s: could not remove %s: %s\n", program, id.c_str(), e.what());
@@ -481,10 +492,22 @@ int transfer(workspace::AnyWorkspace& ws, const Arguments& a) {
   const auto r = upload ? ws.file_upload(from, to, options) : ws.file_download(from, to, options);
   if (bar) bar->finish(r.success);
   if (!r.success) {
-    std::string why = r.error.value_or("failed");
+    // The error already names the operation and the path.
+    std::string why = r.error.value_or(a.action + " " + from + " -> " + to + ": failed");
     std::replace(why.begin(), why.end(), '\n', ' ');
-    std::fprintf(stderr, "%s: %s %s -> %s: %s\n", program, a.action.c_str(), from.c_str(), to.c_str(), why.c_str());
+    std::fprintf(stderr, "%s: %s\n", program, why.c_str());
     return exit_transfer_failed;
+  }
+  return 0;
+}
+
+// Removes kept containers, runtimes (by the session id --keep printed) or sandboxes.
+int remove(const Arguments& a) {
+  using M = workspace::WorkspaceMode;
+  for (const auto& id : a.operands) {
+    if (a.config.mode == M::docker) workspace::DockerWorkspace::remove(id, a.config.docker_options().engine);
+    else if (a.config.mode == M::daytona) workspace::DaytonaWorkspace::remove(id, a.config.daytona_options());
+    else workspace::APIRemoteWorkspace::remove(id, a.config.api_remote_options());
   }
   return 0;
 }
@@ -513,6 +536,13 @@ int main(int argc, char** argv) {
   std::thread(watch_signals, set).detach();
 
   int status = exit_cli_failed;
+  if (a.action == "rm") {
+    try {
+      return remove(a);
+    } catch (const std::exception& e) {
+      fail(e.what());
+    }
+  }
   try {
     workspace::AnyWorkspace ws(a.config);
     if (ws.can_attach() && a.config.attach_to.empty()) {

@@ -1,7 +1,9 @@
 # Sourced by the scripts (after scripts/lib/ensure-packages.sh and scripts/lib/dockerd.sh): runs
 # tests/servers/daytona/server.py, the local stand-in for the Daytona service, on 127.0.0.1 for
 # the DaytonaWorkspace tests. Its sandboxes are containers on the test Docker daemon
-# (ensure_dockerd); it validates every request against the specs in ../shared/specs.
+# (ensure_dockerd); it validates every request against the specs in ../shared/specs. It runs
+# from a copy of its files and the specs outside the checkout (scripts/lib/server-files.sh), and
+# a running one is reused only when that copy is what this checkout's files hash to.
 #
 #   ensure_daytona_server  starts it (or finds the one already running and healthy) and exports
 #                          DAYTONA_TEST_API_URL          http://127.0.0.1:PORT/api (DAYTONA_API_URL)
@@ -17,11 +19,15 @@
 #                                 (tests/servers/daytona/requirements.txt), made when missing
 #                                 (default /opt/workspace-daytona-venv)
 #   DAYTONA_SERVER_STATE_DIR      pid, log, keys, URL (default /tmp/workspace-daytona-server)
-#   DAYTONA_SPECS_DIR             the folder with the Daytona OpenAPI specs
-#                                 (default: ../shared/specs beside the repository)
+#   WORKSPACE_SPECS_DIR           the folder with the Daytona OpenAPI specs
+#                                 (default: ../shared/specs beside the repository;
+#                                 DAYTONA_SPECS_DIR is read too)
 #   DAYTONA_SERVER_ARGS           extra server options, e.g. "--transition-delay 0.1 --self-check"
 #   DAYTONA_SERVER_START_TIMEOUT  seconds to wait for the server (default 180: the first start
 #                                 builds the sandbox image)
+
+# shellcheck source=server-files.sh
+. "$(dirname "${BASH_SOURCE[0]}")/server-files.sh"
 
 _daytona_server_say() { echo "daytona-server: $*" >&2; }
 
@@ -81,28 +87,41 @@ ensure_daytona_server() {
 
 # Runs in a subshell holding the lock; leaves server.env describing a healthy server.
 _daytona_server_start() {
-  local state=$1
+  local state=$1 files repo specs
+  repo=$(_daytona_server_repo)
+  specs=${WORKSPACE_SPECS_DIR:-${DAYTONA_SPECS_DIR:-$(dirname "$repo")/shared/specs}}
+  local spec
+  for spec in daytona-api.openapi.yaml daytona-toolbox.openapi.yaml; do
+    if [ ! -f "$specs/$spec" ]; then
+      _daytona_server_say "needs $specs/$spec: the official Daytona OpenAPI specs (../shared/specs beside the checkout; WORKSPACE_SPECS_DIR to point elsewhere)"
+      return 1
+    fi
+  done
+  files=$(server_files_install daytona-server \
+    tests/servers/daytona=tests/servers/daytona \
+    specs/daytona-api.openapi.yaml="$specs/daytona-api.openapi.yaml" \
+    specs/daytona-toolbox.openapi.yaml="$specs/daytona-toolbox.openapi.yaml") || return 1
   if [ -f "$state/server.env" ]; then
     local DAYTONA_TEST_API_URL DAYTONA_TEST_API_KEY DAYTONA_TEST_EXPIRED_API_KEY \
-      DAYTONA_TEST_SERVER_PID DAYTONA_TEST_DOCKER_HOST
+      DAYTONA_TEST_SERVER_PID DAYTONA_TEST_DOCKER_HOST DAYTONA_TEST_SERVER_FILES=""
     . "$state/server.env"
     if [ "${DAYTONA_TEST_DOCKER_HOST:-}" = "${DOCKER_HOST:-}" ] &&
+        [ "$DAYTONA_TEST_SERVER_FILES" = "$files" ] && [ -f "$files/.complete" ] &&
         _daytona_server_alive "$DAYTONA_TEST_API_URL" "$DAYTONA_TEST_API_KEY" \
           "$DAYTONA_TEST_SERVER_PID"; then
       return 0
     fi
+    [ "$DAYTONA_TEST_SERVER_FILES" = "$files" ] ||
+      _daytona_server_say "replacing the server at $DAYTONA_TEST_API_URL: it runs other files (${DAYTONA_TEST_SERVER_FILES:-from a checkout})"
     _daytona_server_stop_pid "$DAYTONA_TEST_SERVER_PID"
     rm -f "$state/server.env"
   fi
 
-  local repo venv
-  repo=$(_daytona_server_repo)
-  venv=$(_daytona_server_venv "$repo") || return 1
+  local venv
+  venv=$(_daytona_server_venv "$files") || return 1
   local key expired ready="$state/ready" pid url
   key=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
   expired=expired-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
-  local specs=()
-  [ -n "${DAYTONA_SPECS_DIR:-}" ] && specs=(--specs "$DAYTONA_SPECS_DIR")
   local extra=()
   # shellcheck disable=SC2206
   [ -n "${DAYTONA_SERVER_ARGS:-}" ] && extra=(${DAYTONA_SERVER_ARGS})
@@ -111,8 +130,8 @@ _daytona_server_start() {
   # its pid is what stop_daytona_server signals (SIGTERM makes it remove its containers).
   # shellcheck disable=SC2016
   setsid sh -c 'echo $$ >"$0" && exec "$@"' "$state/server.pid" \
-    "$venv/bin/python" "$repo/tests/servers/daytona/server.py" --port 0 --api-key "$key" \
-    --expired-key "$expired" --ready-file "$ready" "${specs[@]}" "${extra[@]}" \
+    "$venv/bin/python" "$files/tests/servers/daytona/server.py" --port 0 --api-key "$key" \
+    --expired-key "$expired" --ready-file "$ready" --specs "$files/specs" --state-dir "$state/sandboxes" "${extra[@]}" \
     </dev/null >"$state/server.log" 2>&1 9>&- &
   local deadline=$((SECONDS + ${DAYTONA_SERVER_START_TIMEOUT:-180}))
   pid=""
@@ -130,6 +149,7 @@ _daytona_server_start() {
           printf 'DAYTONA_TEST_EXPIRED_API_KEY=%q\n' "$expired"
           printf 'DAYTONA_TEST_SERVER_PID=%q\n' "$pid"
           printf 'DAYTONA_TEST_DOCKER_HOST=%q\n' "${DOCKER_HOST:-}"
+          printf 'DAYTONA_TEST_SERVER_FILES=%q\n' "$files"
         } >"$state/server.env"
         _daytona_server_say "running at $url (pid $pid, log $state/server.log)"
         return 0

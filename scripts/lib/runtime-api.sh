@@ -1,7 +1,9 @@
 # Sourced by the scripts (after scripts/lib/ensure-packages.sh and scripts/lib/agent-server.sh):
 # runs tests/servers/runtime_api/server.py, the test server of the OpenHands runtime API, on
 # 127.0.0.1 for the APIRemoteWorkspace tests. Each runtime it starts is a real agent server
-# (scripts/agent-server-instance), so the agent-server prerequisites are installed first.
+# (scripts/agent-server-instance), so the agent-server prerequisites are installed first. It runs
+# from a copy of its files outside the checkout (scripts/lib/server-files.sh), and a running one is
+# reused only when that copy is what this checkout's files hash to.
 #
 #   ensure_runtime_api   starts it (or finds the one already running and healthy) and exports
 #                        RUNTIME_API_URL   http://127.0.0.1:PORT
@@ -18,9 +20,10 @@
 #   and those of scripts/lib/agent-server.sh (AGENT_SERVER_STATE_DIR: where the agent server's
 #   venv lives; WORKSPACE_TRIXIE_ROOT; AGENT_SERVER_PYTHON).
 
-_runtime_api_say() { echo "runtime-api: $*" >&2; }
+# shellcheck source=server-files.sh
+. "$(dirname "${BASH_SOURCE[0]}")/server-files.sh"
 
-_runtime_api_repo() { (cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd); }
+_runtime_api_say() { echo "runtime-api: $*" >&2; }
 
 _runtime_api_alive() {  # URL KEY PID
   _agent_server_running "$3" || return 1
@@ -43,11 +46,21 @@ ensure_runtime_api() {
 
 # Runs in a subshell holding the lock; leaves server.env describing a healthy server.
 _runtime_api_start() {
-  local state=$1
+  local state=$1 files
+  files=$(server_files_install runtime-api \
+    tests/servers/runtime_api/server.py=tests/servers/runtime_api/server.py \
+    scripts/agent-server-instance=scripts/agent-server-instance \
+    scripts/lib/ensure-packages.sh=scripts/lib/ensure-packages.sh \
+    scripts/lib/agent-server.sh=scripts/lib/agent-server.sh) || return 1
   if [ -f "$state/server.env" ]; then
-    local RUNTIME_API_URL RUNTIME_API_KEY RUNTIME_API_PID
+    local RUNTIME_API_URL RUNTIME_API_KEY RUNTIME_API_PID RUNTIME_API_FILES=""
     . "$state/server.env"
-    _runtime_api_alive "$RUNTIME_API_URL" "$RUNTIME_API_KEY" "$RUNTIME_API_PID" && return 0
+    if [ "$RUNTIME_API_FILES" = "$files" ] && [ -f "$files/.complete" ] &&
+        _runtime_api_alive "$RUNTIME_API_URL" "$RUNTIME_API_KEY" "$RUNTIME_API_PID"; then
+      return 0
+    fi
+    [ "$RUNTIME_API_FILES" = "$files" ] ||
+      _runtime_api_say "replacing the server at $RUNTIME_API_URL: it runs other files (${RUNTIME_API_FILES:-from a checkout})"
     _runtime_api_stop_pid "$RUNTIME_API_PID"
     rm -f "$state/server.env"
   fi
@@ -55,15 +68,14 @@ _runtime_api_start() {
   # failure show here rather than as a failed runtime.
   agent_server_prepare >&2 || return 1
 
-  local repo key pid url
-  repo=$(_runtime_api_repo)
+  local key pid url
   key=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
   rm -f "$state/server.url" "$state/server.pid"
   # Its own session, so a Ctrl-C in the caller's terminal does not reach it; it stops its agent
   # servers on SIGTERM.
   # shellcheck disable=SC2016
   setsid sh -c 'echo $$ >"$0" && exec "$@"' "$state/server.pid" \
-    python3 "$repo/tests/servers/runtime_api/server.py" --port 0 --api-key "$key" \
+    python3 "$files/tests/servers/runtime_api/server.py" --port 0 --api-key "$key" \
     --state-dir "$state" --ready-file "$state/server.url" \
     --start-timeout "${RUNTIME_API_START_TIMEOUT:-180}" \
     --max-runtimes "${RUNTIME_API_MAX_RUNTIMES:-10}" \
@@ -82,6 +94,7 @@ _runtime_api_start() {
       printf 'RUNTIME_API_URL=%q\n' "$url"
       printf 'RUNTIME_API_KEY=%q\n' "$key"
       printf 'RUNTIME_API_PID=%q\n' "$pid"
+      printf 'RUNTIME_API_FILES=%q\n' "$files"
     } >"$state/server.env"
     _runtime_api_say "running at $url (pid $pid, log $state/server.log)"
     return 0

@@ -73,6 +73,19 @@ namespace workspace::testing {
 INSTANTIATE_TYPED_TEST_SUITE_P(Remote, WorkspaceContract, ::testing::Types<RemoteWorkspace>);
 }
 
+TEST_F(RemoteTest, TheFirstCommandCreatesAMissingWorkingDir) {
+  const auto server = ts::agent_server();
+  const std::string dir = ts::fresh_agent_dir("missing") + "/not/made/yet";
+  RemoteWorkspace ws({.host = server.url, .session_api_key = server.session_key, .working_dir = dir});
+  const auto r = ws.execute_command("pwd");
+  EXPECT_EQ(r.exit_code, 0) << r.std_err;
+  EXPECT_EQ(r.std_out, dir + "\n");
+  // Only working_dir: another missing cwd is still an Error naming it.
+  CommandOptions o;
+  o.cwd = "elsewhere";
+  EXPECT_THROW(ws.execute_command("true", o), Error);
+}
+
 TEST_F(RemoteTest, AnswersHealthAndServerInfo) {
   auto ws = make_remote("health");
   EXPECT_TRUE(ws.alive());

@@ -203,8 +203,20 @@ TEST(CliLocal, FailedTransferExits1WithOneLine) {
   const CliRun r = cli({"--working-dir", dir.path().string(), "download", "no-such-file", (dir.path() / "x").string()});
   EXPECT_EQ(r.status, 1);
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
-  EXPECT_EQ(r.err.rfind("workspace-cli: download no-such-file", 0), 0u) << r.err;
+  EXPECT_EQ(r.err.rfind("workspace-cli: file_download", 0), 0u) << r.err;
+  // The path once: the error of the library says it, and the CLI adds nothing.
+  std::size_t named = 0;
+  for (auto at = r.err.find("no-such-file"); at != std::string::npos; at = r.err.find("no-such-file", at + 1)) ++named;
+  EXPECT_EQ(named, 1u) << r.err;
   EXPECT_FALSE(fs::exists(dir.path() / "x"));
+}
+
+TEST(CliLocal, NoTimeoutUnlessAskedFor) {
+  // The library's 30 s default suits programs; a person at a terminal gets none, as with
+  // docker exec.
+  const CliRun r = cli({"run", "sleep 31; echo done"}, {}, 120s);
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "done\n");
 }
 
 TEST(CliLocal, SigintKillsTheCommand) {
@@ -299,8 +311,12 @@ const std::string& docker_image() {
 }
 
 TEST(CliDocker, CommandOutputAndStatusPassThrough) {
-  exercise({"--mode", "docker", "--image", docker_image()}, {},
-           [](const std::string& id) { workspace::docker::Engine().remove(id); });
+  // The kept container goes with `rm`.
+  exercise({"--mode", "docker", "--image", docker_image()}, {}, [](const std::string& id) {
+    const CliRun rm = cli({"--mode", "docker", "rm", id});
+    EXPECT_EQ(rm.status, 0) << rm.err;
+    EXPECT_THROW(workspace::docker::Engine().inspect(id), workspace::Error) << "rm left the container";
+  });
 }
 
 TEST(CliDocker, ContainerRemovedAfterwards) {
@@ -366,16 +382,48 @@ TEST(CliApiRemote, CommandOutputAndStatusPassThrough) {
            {{"WORKSPACE_API_KEY", api.key}}, [](const std::string&) {});
 }
 
+TEST(CliApiRemote, KeptRuntimeIsStoppedByRm) {
+  const auto api = ts::runtime_api();
+  const std::string folder = ts::shared_folder("cli-rm-" + std::to_string(::getpid()));
+  const CliRun kept = cli({"--mode", "api_remote", "--host", api.url, "--image", "ghcr.io/openhands/agent-server:test",
+                           "--environment", "RUNTIME_TEST_WORKSPACE_DIR=" + folder, "--working-dir", folder, "--keep",
+                           "run", "true"},
+                          {{"WORKSPACE_API_KEY", api.key}});
+  EXPECT_EQ(kept.status, 0) << kept.err;
+  const std::string session = kept_id(kept);
+  ASSERT_FALSE(session.empty()) << kept.err;
+  EXPECT_EQ(ts::api_call("GET", "/sessions/" + session).value("status", ""), "running");
+  const CliRun rm = cli({"--mode", "api_remote", "--host", api.url, "rm", session}, {{"WORKSPACE_API_KEY", api.key}});
+  EXPECT_EQ(rm.status, 0) << rm.err;
+  EXPECT_EQ(ts::api_call("GET", "/sessions/" + session).value("status", ""), "stopped");
+}
+
+TEST(CliApiRemote, KeepWithARuntimeThatFailsToStartLeavesNothingRunning) {
+  // The session is named (--attach names a session that does not exist yet, which starts it)
+  // so that the test can ask for it afterwards.
+  const auto api = ts::runtime_api();
+  const std::string session = "cli-failed-start-" + std::to_string(::getpid());
+  const CliRun r = cli({"--mode", "api_remote", "--host", api.url, "--image", "ghcr.io/openhands/agent-server:test",
+                        "--environment", "RUNTIME_TEST_FAIL=1", "--attach", session, "--keep", "run", "true"},
+                       {{"WORKSPACE_API_KEY", api.key}});
+  expect_one_line_error(r, "failed");
+  EXPECT_EQ(ts::api_call("GET", "/sessions/" + session).value("status", ""), "stopped");
+}
+
 // --- Daytona
 
 TEST(CliDaytona, CommandOutputAndStatusPassThrough) {
   const auto server = ts::daytona_server();
   exercise({"--mode", "daytona", "--host", server.api_url, "--snapshot", "daytona-small"},
            {{"WORKSPACE_API_KEY", server.api_key}}, [&](const std::string& id) {
-             workspace::DaytonaWorkspaceOptions o;
-             o.api_url = server.api_url;
-             o.api_key = server.api_key;
-             workspace::DaytonaWorkspace::remove(id, o);
+             // The kept sandbox goes with `rm`.
+             const CliRun rm = cli({"--mode", "daytona", "--host", server.api_url, "rm", id},
+                                   {{"WORKSPACE_API_KEY", server.api_key}});
+             EXPECT_EQ(rm.status, 0) << rm.err;
+             EXPECT_TRUE(eventually([&] {
+               const auto state = ts::daytona_sandbox_state(id);
+               return state == "gone" || state == "destroyed";
+             }, 30s)) << "rm left the sandbox";
            });
 }
 

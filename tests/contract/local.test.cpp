@@ -10,9 +10,7 @@ template <>
 struct ContractTraits<LocalWorkspace> {
   static LocalWorkspace make() {
     static std::atomic<int> counter{0};
-    auto dir = std::filesystem::temp_directory_path() /
-               ("workspace-local-" + std::to_string(::getpid()) + "-" +
-                std::to_string(counter.fetch_add(1)));
+    auto dir = contract::process_scratch("workspace-local") / std::to_string(counter.fetch_add(1));
     std::filesystem::remove_all(dir);
     return LocalWorkspace(dir);
   }

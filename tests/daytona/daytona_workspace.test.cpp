@@ -120,6 +120,18 @@ TEST_F(DaytonaTest, ASandboxThatGoesToErrorIsABadStateErrorWithItsReasonAndIsDel
     EXPECT_TRUE(s.value("state", "") == "destroyed" || s.value("desiredState", "") == "destroyed") << s.dump();
 }
 
+TEST_F(DaytonaTest, AFailedStartDeletesTheSandboxEvenWhenAskedToKeepIt) {
+  const std::string case_id = ts::daytona_case_id("fail-kept");
+  auto o = ts::daytona_options({{"test.daytona/fail", "error"}, {ts::daytona_case_label, case_id}});
+  o.on_close = DaytonaOnClose::keep;
+  EXPECT_THROW(DaytonaWorkspace ws(std::move(o)), Error);
+  nlohmann::json left;
+  EXPECT_TRUE(ts::daytona_eventually([&] {
+    left = ts::daytona_sandboxes_with({{ts::daytona_case_label, case_id}});
+    return left.empty();
+  })) << "sandboxes left behind: " << left.dump();
+}
+
 // The toolbox answers 502 for a sandbox in error, as for one in a transition: the client must
 // look at the sandbox rather than wait out its whole transition budget.
 TEST_F(DaytonaTest, ASandboxThatFailsWhileInUseIsABadStateErrorWithItsReasonAtOnce) {

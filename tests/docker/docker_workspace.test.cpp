@@ -125,6 +125,17 @@ TEST_F(DockerTest, NonRootUserWritesItsWorkingDirAndOwnsUploads) {
             std::to_string(probe_uid) + "\n" + std::to_string(probe_uid) + "\n0\n");
 }
 
+TEST_F(DockerTest, AFailedStartRemovesTheContainerEvenWithKeepAlive) {
+  // The daemon creates the container, then refuses to start it for a user the image lacks.
+  const std::string case_label = "org.workspace-cpp.test-case=failed-start-" + std::to_string(::getpid());
+  DockerWorkspaceOptions o = options();
+  o.labels["org.workspace-cpp.test-case"] = "failed-start-" + std::to_string(::getpid());
+  o.user = "no-such-user-4711";
+  o.keep_alive = true;
+  EXPECT_THROW(DockerWorkspace ws(std::move(o)), Error);
+  EXPECT_TRUE(ts::containers_with_label(case_label).empty()) << "the container was left behind";
+}
+
 TEST_F(DockerTest, AWorkingDirWithContentIsNotHandedOver) {
   // The image's own folders stay as the image has them.
   DockerWorkspaceOptions o = non_root_options();

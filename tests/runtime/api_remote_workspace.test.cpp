@@ -121,6 +121,14 @@ TEST_F(RuntimeTest, AFailedPodFailsFast) {
   }
 }
 
+TEST_F(RuntimeTest, AFailedStartStopsTheRuntimeEvenWithKeepAlive) {
+  auto o = options("failed-kept", shared_folder("failed-kept"));
+  o.environment["RUNTIME_TEST_FAIL"] = "1";
+  o.keep_alive = true;
+  EXPECT_THROW(APIRemoteWorkspace ws(o), Error);
+  EXPECT_EQ(api_call("GET", "/sessions/" + o.session_id).value("status", ""), "stopped");
+}
+
 TEST_F(RuntimeTest, AWrongApiKeyIsAnAuthenticationErrorThatDoesNotQuoteTheKey) {
   auto o = options("wrong-key", shared_folder("wrong-key"));
   o.runtime_api_key = "not-the-key-4242";

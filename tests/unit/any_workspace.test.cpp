@@ -30,8 +30,7 @@ template <>
 struct ContractTraits<AnyWorkspace> {
   static AnyWorkspace make() {
     static std::atomic<int> counter{0};
-    const auto dir = fs::temp_directory_path() /
-                     ("workspace-any-" + std::to_string(::getpid()) + "-" + std::to_string(counter.fetch_add(1)));
+    const auto dir = contract::process_scratch("workspace-any") / std::to_string(counter.fetch_add(1));
     fs::remove_all(dir);
     WorkspaceConfig config;
     config.working_dir = dir.string();

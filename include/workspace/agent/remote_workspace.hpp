@@ -319,7 +319,7 @@ class BasicRemoteWorkspace {
       return;
     }
     if (response.status == 404)
-      throw Error(errc::not_found, what + ": " + detail::quote(remote) + " does not exist (404)", 404,
+      throw Error(errc::not_found, what + ": 404: no such file", 404,
                   http::detail::server_message(response));
     http::check_status(response, what);
   }
@@ -347,7 +347,7 @@ class BasicRemoteWorkspace {
       const std::string line = agent::detail::runner_command(
           spool_, cwd_, timed ? agent::detail::seconds_text(options_.timeout) : std::string(),
           static_cast<long long>(wo.inline_output_limit), token_, result_.command(), options_.env,
-          options_.on_output ? 10 : 0);
+          options_.on_output ? 10 : 0, /*new_session=*/false, /*make_cwd=*/cwd_ == ws_.working_dir_ref());
 
       line_ = line;
       server_timeout_ = server_timeout;

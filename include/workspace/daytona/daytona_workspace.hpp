@@ -128,6 +128,9 @@ class BasicDaytonaWorkspace {
       wait_until_started();
       connect_toolbox();
     } catch (...) {
+      // A failed start deletes the sandbox it created, whatever on_close says: nobody holds its
+      // id. One it attached to is left as it was.
+      if (state_->owned) state_->options.on_close = DaytonaOnClose::delete_sandbox;
       close_quietly();
       throw;
     }
@@ -582,7 +585,8 @@ class BasicDaytonaWorkspace {
       const std::string runner = agent::detail::runner_command(
           spool_, cwd_, timed ? agent::detail::seconds_text(options_.timeout) : std::string(),
           static_cast<long long>(wo.inline_output_limit), token_, result_.command(), options_.env,
-          options_.on_output ? 10 : 0, /*new_session=*/true);
+          options_.on_output ? 10 : 0, /*new_session=*/true,
+          /*make_cwd=*/cwd_ == ws_.state_->working_dir);
       // A child shell: the session's own shell must not run our `set --` or `exit`.
       const std::string line = "/bin/sh -c " + workspace::detail::shell_quote(runner);
 

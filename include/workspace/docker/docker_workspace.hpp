@@ -116,6 +116,8 @@ class BasicDockerWorkspace {
       user_ = options_.user.empty() ? engine_->inspect(id_)["Config"].value("User", std::string()) : options_.user;
       if (!user_is_root()) give_working_dir_to_user();
     } catch (...) {
+      // A failed start removes what it created, keep_alive or not: nobody holds its id.
+      options_.keep_alive = false;
       remove_quietly();
       throw;
     }
@@ -348,6 +350,11 @@ class BasicDockerWorkspace {
     return result;
   }
 
+  // Removes one container by id or name (a kept one, say), without attaching to it.
+  static void remove(const std::string& id_or_name, docker::EngineOptions engine_options = {}) {
+    engine_type(std::move(engine_options)).remove(id_or_name);
+  }
+
   // Removes the containers this library made whose owner process (on this host) is gone.
   // Returns how many were removed.
   static std::size_t reap_orphans(docker::EngineOptions engine_options = {}) {
@@ -471,7 +478,7 @@ class BasicDockerWorkspace {
       throw;
     }
     if (!response.ok()) {
-      http::check_status(response, "docker: upload to " + remote);
+      http::check_status(response, "docker: PUT archive");  // the caller names the path
     }
   }
 
@@ -492,7 +499,7 @@ class BasicDockerWorkspace {
 
   http::Response get(const std::string& remote, const http::RequestOptions& o) {
     auto response = engine_->get_archive(id_, remote, o);
-    if (!response.ok()) http::check_status(response, "docker: download " + remote);
+    if (!response.ok()) http::check_status(response, "docker: GET archive");  // the caller names the path
     return response;
   }
 

@@ -66,28 +66,36 @@ class LocalWorkspace {
 
   FileOperationResult file_upload(const std::string& local_path, const std::string& workspace_path,
                                   const TransferOptions& options = {}) const {
-    return detail::copy_file(local_path, resolve(workspace_path), options);
+    return named("file_upload", detail::copy_file(local_path, resolve(workspace_path), options));
   }
 
   FileOperationResult file_download(const std::string& workspace_path,
                                     const std::string& local_path,
                                     const TransferOptions& options = {}) const {
-    return detail::copy_file(resolve(workspace_path), local_path, options);
+    return named("file_download", detail::copy_file(resolve(workspace_path), local_path, options));
   }
 
   FileOperationResult file_write(const std::string& workspace_path,
                                  std::string_view content) const {
-    return detail::write_file(resolve(workspace_path), content);
+    return named("file_write", detail::write_file(resolve(workspace_path), content));
   }
 
   FileReadResult file_read(const std::string& workspace_path) const {
-    return detail::read_file(resolve(workspace_path));
+    auto result = detail::read_file(resolve(workspace_path));
+    if (result.error) result.error = "file_read: " + *result.error;
+    return result;
   }
 
  private:
   std::string resolve(const std::string& path) const {
     if (path.empty()) return path;  // an empty path is reported as such, not as working_dir
     return detail::resolve_workspace_path(working_dir_, path);
+  }
+
+  // Errors start with the operation, as every workspace's do; the text after it names the path.
+  static FileOperationResult named(const char* operation, FileOperationResult result) {
+    if (result.error) result.error = std::string(operation) + ": " + *result.error;
+    return result;
   }
 
   std::string working_dir_;

@@ -82,7 +82,9 @@ class BasicAPIRemoteWorkspace {
     try {
       start_or_attach();
     } catch (...) {
-      close_quietly();
+      // A failed start stops what it started, whatever on_close says: nobody holds its id.
+      if (state_->started_here) stop_quietly();
+      else close_quietly();
       throw;
     }
   }
@@ -122,9 +124,11 @@ class BasicAPIRemoteWorkspace {
   // The runtime as the runtime API describes it now (status, pod_status, restarts, ...).
   nlohmann::json describe() { return *get_session(); }
 
-  // Stops a runtime by id through the runtime API in `options`, without attaching to it: for
-  // another thread or process than its owner (a signal handler's cleanup, say).
-  static void stop(const std::string& runtime_id, const APIRemoteWorkspaceOptions& options) {
+  // Stops the runtime of a session (what a kept workspace's session_id() names) or a runtime
+  // id, through the runtime API in `options`, without attaching (which would resume a paused
+  // one): for another thread or process than its owner (a signal handler's cleanup, say). Only
+  // the URL and key of `options` are used.
+  static void remove(const std::string& session_or_runtime_id, const APIRemoteWorkspaceOptions& options) {
     if (options.runtime_api_url.empty() || options.runtime_api_key.empty())
       throw Error(errc::invalid_argument, "APIRemoteWorkspace: runtime_api_url and runtime_api_key are needed");
     std::string url = options.runtime_api_url;
@@ -134,6 +138,15 @@ class BasicAPIRemoteWorkspace {
     headers.set("X-API-Key", options.runtime_api_key);
     http::RequestOptions o;
     o.timeout = std::chrono::seconds(30);
+    std::string runtime_id = session_or_runtime_id;
+    try {
+      const auto session =
+          api.request_json("GET", http::make_target("/sessions/" + session_or_runtime_id), std::nullopt, o, headers);
+      if (session.is_object() && session.contains("runtime_id") && session["runtime_id"].is_string())
+        runtime_id = session["runtime_id"].template get<std::string>();
+    } catch (const Error& e) {
+      if (e.http_status() != 404) throw;
+    }
     api.request_json("POST", "/stop", nlohmann::json{{"runtime_id", runtime_id}}, o, std::move(headers));
   }
 
@@ -332,6 +345,15 @@ class BasicAPIRemoteWorkspace {
       s.agent->set_session_api_key(s.session_api_key);
     }
     return s.agent->alive();
+  }
+
+  void stop_quietly() noexcept {
+    if (state_->runtime_id.empty()) return;
+    try {
+      runtime_call("POST", "/stop", nlohmann::json{{"runtime_id", state_->runtime_id}}, std::chrono::seconds(30));
+    } catch (...) {
+    }
+    state_->runtime_id.clear();
   }
 
   void close_quietly() noexcept {

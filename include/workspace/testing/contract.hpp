@@ -83,6 +83,21 @@ class LocalScratch {
   std::filesystem::path path_;
 };
 
+// A folder of this process under the temporary directory, removed with all in it when the
+// process ends: where a ContractTraits<W>::make() of a local kind puts its working dirs, so that
+// the suite leaves nothing behind.
+inline std::filesystem::path process_scratch(const std::string& prefix) {
+  struct Root {
+    std::filesystem::path path;
+    ~Root() {
+      std::error_code ec;
+      std::filesystem::remove_all(path, ec);
+    }
+  };
+  static const Root root{std::filesystem::temp_directory_path() / (prefix + "-" + std::to_string(::getpid()))};
+  return root.path;
+}
+
 inline void write_local(const std::string& path, const std::string& content) {
   const auto parent = std::filesystem::path(path).parent_path();
   if (!parent.empty()) std::filesystem::create_directories(parent);

@@ -209,6 +209,7 @@ class App:
         self.base_url = ""
         self.list_shape = args.list_shape
         parent = args.state_dir or tempfile.gettempdir()
+        os.makedirs(parent, exist_ok=True)
         # State folders of earlier servers that are gone (named daytona-test-server-PID-...).
         for entry in os.listdir(parent):
             m = re.match(r"^daytona-test-server-(\d+)-", entry)
@@ -2044,7 +2045,8 @@ class Server(ThreadingHTTPServer):
 
 def main(argv=None):
     repo = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
-    default_specs = os.environ.get("DAYTONA_SPECS_DIR") or os.path.join(os.path.dirname(repo), "shared", "specs")
+    default_specs = (os.environ.get("WORKSPACE_SPECS_DIR") or os.environ.get("DAYTONA_SPECS_DIR")
+                     or os.path.join(os.path.dirname(repo), "shared", "specs"))
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0: any free one)")
     ap.add_argument("--api-key", required=True, help="the valid API key (Authorization: Bearer KEY)")
@@ -2071,6 +2073,11 @@ def main(argv=None):
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args(argv)
 
+    for name in ("daytona-api.openapi.yaml", "daytona-toolbox.openapi.yaml"):
+        if not os.path.isfile(os.path.join(args.specs, name)):
+            raise SystemExit("daytona test server: needs %s, the official Daytona OpenAPI spec (it is in "
+                             "../shared/specs beside the checkout; --specs or WORKSPACE_SPECS_DIR to point "
+                             "elsewhere)" % os.path.join(args.specs, name))
     spec = Spec(os.path.join(args.specs, "daytona-api.openapi.yaml"),
                 os.path.join(args.specs, "daytona-toolbox.openapi.yaml"), strict=not args.no_strict)
     docker = Docker()

@@ -39,8 +39,10 @@ namespace agent::detail {
 // $2 cwd, $3 timeout in seconds ("" for none), $4 inline limit in bytes (-1: never), $5 token,
 // $6 command, $7 "env" when a variable name is not a shell name (so `export` cannot set it),
 // $8 the seconds to keep the spool files after the end (the client may be reading them: a file
-// removed under a range request breaks the server's response mid-body), $9 "s" to run the
-// command in a session of its own, then NAME=VALUE words for the command's environment.
+// removed under a range request breaks the server's response mid-body), $9 flags: "s" to run
+// the command in a session of its own, "m" to make the cwd when it is missing (it is the
+// workspace's working_dir, which every back end creates), then NAME=VALUE words for the
+// command's environment.
 //
 // A session of its own (setsid, where the image has it) is for servers that signal the whole
 // process group of the shell they started once the call ends (Daytona deletes a command's
@@ -53,11 +55,12 @@ namespace agent::detail {
 // output, wc and base64; the spool files are removed in the background.
 inline std::string runner_script() {
   return std::string(
-             "d=$1 c=$2 t=$3 l=$4 k=$5 x=$6 e=$7 r=$8 S=$9; shift 9; exec 2>/dev/null; "
-             "cd -- \"$c\" 2>/dev/null || { printf '..0 0 0 0 c\\n'; exit 0; }; "
+             "d=$1 c=$2 t=$3 l=$4 k=$5 x=$6 e=$7 r=$8 f=$9; shift 9; exec 2>/dev/null; "
+             "cd -- \"$c\" 2>/dev/null || { case $f in *m*) mkdir -p -- \"$c\" && cd -- \"$c\";; *) false;; esac; } || "
+             "{ printf '..0 0 0 0 c\\n'; exit 0; }; "
              "( umask 077 && : >\"$d.o\" && : >\"$d.e\" ) || { printf '..0 0 0 0 d\\n'; exit 0; }; "
              "( WORKSPACE_EXEC_TOKEN=$k; export WORKSPACE_EXEC_TOKEN; "
-             "if [ -n \"$S\" ]; then S=; command -v setsid >/dev/null 2>&1 && S=setsid; fi; "
+             "S=; case $f in *s*) command -v setsid >/dev/null 2>&1 && S=setsid;; esac; "
              "if [ -n \"$e\" ]; then exec env -- \"$@\" $S /bin/sh -c \"$x\"; fi; "
              "for a do export \"$a\" || exit 125; done; exec $S /bin/sh -c \"$x\" ) </dev/null >\"$d.o\" 2>\"$d.e\" & "
              "p=$!; w=; "
@@ -92,7 +95,7 @@ inline std::string runner_command(const std::string& spool, const std::string& c
                                   const std::string& timeout_seconds, long long inline_limit,
                                   const std::string& token, const std::string& command,
                                   const std::map<std::string, std::string>& env, int keep_spool_seconds = 0,
-                                  bool new_session = false) {
+                                  bool new_session = false, bool make_cwd = false) {
   using workspace::detail::shell_quote;
   static const std::string script = runner_script();
   bool needs_env = false;
@@ -100,7 +103,8 @@ inline std::string runner_command(const std::string& spool, const std::string& c
   std::string line = "set -- " + shell_quote(spool) + ' ' + shell_quote(cwd) + ' ' +
                      shell_quote(timeout_seconds) + ' ' + std::to_string(inline_limit) + ' ' + token + ' ' +
                      shell_quote(command) + (needs_env ? " env" : " ''") + ' ' + std::to_string(keep_spool_seconds) +
-                     (new_session ? " s" : " ''");
+                     (new_session || make_cwd ? std::string(" ") + (new_session ? "s" : "") + (make_cwd ? "m" : "")
+                                              : std::string(" ''"));
   for (const auto& [name, value] : env) line += ' ' + shell_quote(name + "=" + value);
   return line + "; " + script;
 }
