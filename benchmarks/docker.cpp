@@ -176,7 +176,7 @@ void build_image(const fs::path& dir) {
                                            "RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n"
                                            "RUN mkdir -p /tmp && chmod 1777 /tmp\n"
                                            "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n";
-  workspace::docker::tar::Writer writer;
+  workspace::tar::Writer writer;
   writer.add_file("Dockerfile", (context / "Dockerfile").string());
   writer.add_file("busybox", (context / "busybox").string());
   workspace::docker::Engine engine;

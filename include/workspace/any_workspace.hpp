@@ -153,15 +153,14 @@ struct WorkspaceConfig {
     return working_dir.empty() ? std::filesystem::current_path() : std::filesystem::path(working_dir);
   }
 
+  // The options each type is constructed with: the settings above map onto the same names in
+  // each (attach_to, environment, working_dir, on_close), the host and key onto each one's own.
   DockerWorkspaceOptions docker_options() const {
     DockerWorkspaceOptions o;
     o.image = image;
-    o.attach_to = attach_to;
-    if (!working_dir.empty()) o.working_dir = working_dir;
-    if (!network.empty()) o.network_mode = network;
-    for (const auto& [name, value] : environment) o.environment[name] = value;
     o.engine.host = host;
-    o.keep_alive = keep;
+    if (!network.empty()) o.network_mode = network;
+    common(o);
     if (customize_docker) customize_docker(o);
     return o;
   }
@@ -183,10 +182,7 @@ struct WorkspaceConfig {
     o.runtime_api_url = host;
     o.runtime_api_key = api_key;
     o.server_image = image;
-    o.session_id = attach_to;
-    for (const auto& [name, value] : environment) o.environment[name] = value;
-    if (!working_dir.empty()) o.working_dir = working_dir;
-    o.keep_alive = keep;
+    common(o);
     if (customize_api_remote) customize_api_remote(o);
     return o;
   }
@@ -197,12 +193,18 @@ struct WorkspaceConfig {
     o.api_key = api_key;
     o.image = image;
     o.snapshot = snapshot;
-    o.attach_to = attach_to;
-    o.working_dir = working_dir;
-    for (const auto& [name, value] : environment) o.env[name] = value;
-    if (keep) o.on_close = DaytonaOnClose::keep;
+    common(o);
     if (customize_daytona) customize_daytona(o);
     return o;
+  }
+
+ private:
+  template <class Options>
+  void common(Options& o) const {
+    o.attach_to = attach_to;
+    if (!working_dir.empty()) o.working_dir = working_dir;
+    for (const auto& [name, value] : environment) o.environment[name] = value;
+    if (keep) o.on_close = OnClose::keep;
   }
 };
 

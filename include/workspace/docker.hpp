@@ -3,4 +3,4 @@
 
 #include <workspace/docker/docker_workspace.hpp>
 #include <workspace/docker/engine.hpp>
-#include <workspace/docker/tar.hpp>
+#include <workspace/tar.hpp>

@@ -7,6 +7,8 @@
 #include <workspace/http/message.hpp>
 #include <workspace/http/options.hpp>
 #include <workspace/http/policies.hpp>
+#include <workspace/http/any_transport.hpp>
+#include <workspace/http/tls.hpp>
 #include <workspace/http/transport.hpp>
 #include <workspace/http/url.hpp>
 #include <workspace/http/websocket.hpp>

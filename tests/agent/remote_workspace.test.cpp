@@ -174,7 +174,7 @@ TEST_F(RemoteTest, TimeoutKillsADaemonThatLeftTheProcessGroup) {
 // MiB arrive whole and in order.
 TEST_F(RemoteTest, OutputOverOneMebibyteThroughEventsArrivesWholeAndInOrder) {
   RemoteWorkspaceOptions o;
-  o.inline_output_limit = 64u << 20;
+  o.commands.inline_output_limit = 64u << 20;
   auto ws = make_remote("events", o);
   CommandOptions options;
   options.timeout = std::chrono::seconds(120);
@@ -199,7 +199,7 @@ TEST_F(RemoteTest, OutputOverOneMebibyteThroughEventsArrivesWholeAndInOrder) {
 TEST_F(RemoteTest, MultiByteCharactersAreNeverReplaced) {
   for (std::uint64_t limit : {std::uint64_t{0}, std::uint64_t{64} << 20}) {
     RemoteWorkspaceOptions o;
-    o.inline_output_limit = limit;
+    o.commands.inline_output_limit = limit;
     auto ws = make_remote("utf8", o);
     CommandOptions options;
     std::string streamed;
@@ -335,7 +335,7 @@ TEST_F(RemoteTest, WorksOverHttpsThroughAProxyWithoutWaitingOnBufferedTlsRecords
   o.host = "https://localhost:" + std::to_string(nginx.tls_port()) + "/proxy";
   o.session_api_key = server.session_key;
   o.working_dir = ts::fresh_agent_dir("tls");
-  o.client.tls.ca_file = nginx.certs().ca_cert().string();
+  o.http.tls.ca_file = nginx.certs().ca_cert().string();
   RemoteWorkspace ws(o);
   ASSERT_TRUE(ws.alive());
   double slowest = 0;

@@ -3,7 +3,7 @@
 // Daytona test servers), and its failures: each a single line on stderr and a non-zero status.
 // The CLI runs under a LocalWorkspace, which keeps its stdout, stderr and status apart.
 #include <workspace/core/detail/owner.hpp>
-#include <workspace/core/detail/shell.hpp>
+#include <workspace/shell/killer.hpp>
 #include <workspace/daytona.hpp>
 #include <workspace/docker.hpp>
 #include <workspace/local.hpp>
@@ -48,8 +48,8 @@ struct CliRun {
 CliRun cli(const std::vector<std::string>& args, const std::map<std::string, std::string>& env = {},
         std::chrono::milliseconds timeout = 240s) {
   static workspace::LocalWorkspace here(fs::temp_directory_path());
-  std::string command = workspace::detail::shell_quote(cli_path);
-  for (const auto& arg : args) command += " " + workspace::detail::shell_quote(arg);
+  std::string command = workspace::shell::shell_quote(cli_path);
+  for (const auto& arg : args) command += " " + workspace::shell::shell_quote(arg);
   workspace::CommandOptions options;
   options.env = env;
   options.timeout = timeout;

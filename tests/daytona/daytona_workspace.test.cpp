@@ -123,7 +123,7 @@ TEST_F(DaytonaTest, ASandboxThatGoesToErrorIsABadStateErrorWithItsReasonAndIsDel
 TEST_F(DaytonaTest, AFailedStartDeletesTheSandboxEvenWhenAskedToKeepIt) {
   const std::string case_id = ts::daytona_case_id("fail-kept");
   auto o = ts::daytona_options({{"test.daytona/fail", "error"}, {ts::daytona_case_label, case_id}});
-  o.on_close = DaytonaOnClose::keep;
+  o.on_close = OnClose::keep;
   EXPECT_THROW(DaytonaWorkspace ws(std::move(o)), Error);
   nlohmann::json left;
   EXPECT_TRUE(ts::daytona_eventually([&] {
@@ -270,7 +270,7 @@ TEST_F(DaytonaTest, AttachesByIdOrLabelsAndLeavesThatSandboxAlone) {
 
 TEST_F(DaytonaTest, OnCloseStopStopsTheSandboxInsteadOfDeletingIt) {
   auto o = ts::daytona_options();
-  o.on_close = DaytonaOnClose::stop;
+  o.on_close = OnClose::stop;
   std::string id;
   {
     DaytonaWorkspace ws(o);

@@ -131,7 +131,7 @@ TEST_F(DockerTest, AFailedStartRemovesTheContainerEvenWithKeepAlive) {
   DockerWorkspaceOptions o = options();
   o.labels["org.workspace-cpp.test-case"] = "failed-start-" + std::to_string(::getpid());
   o.user = "no-such-user-4711";
-  o.keep_alive = true;
+  o.on_close = OnClose::keep;
   EXPECT_THROW(DockerWorkspace ws(std::move(o)), Error);
   EXPECT_TRUE(ts::containers_with_label(case_label).empty()) << "the container was left behind";
 }
@@ -193,7 +193,7 @@ TEST_F(DockerTest, KeepAliveAndAttach) {
   std::string id;
   {
     auto o = options();
-    o.keep_alive = true;
+    o.on_close = OnClose::keep;
     DockerWorkspace ws(o);
     id = ws.id();
     ASSERT_TRUE(ws.file_write("kept.txt", "still here").success);
@@ -299,11 +299,11 @@ TEST_F(DockerTest, PullErrorsInsideTheStreamSurface) {
 TEST(DockerArchive, MaliciousArchivesAreRefused) {
   ts::TempDir dir;
   // Raw archives: our Writer refuses such paths, so the headers are encoded by hand.
-  using docker::tar::Entry;
-  using docker::tar::EntryType;
+  using tar::Entry;
+  using tar::EntryType;
   const auto member = [](Entry e, const std::string& body = {}) {
     e.size = body.size();
-    std::string out = docker::tar::encode_header(e) + body;
+    std::string out = tar::encode_header(e) + body;
     out.append((512 - body.size() % 512) % 512, '\0');
     return out;
   };

@@ -8,7 +8,9 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <memory>
 #include <string>
+#include <vector>
 
 using namespace workspace;
 using namespace std::chrono_literals;
@@ -227,14 +229,25 @@ TEST(HttpFaults, RetryDoesNotRepeatAPostTheServerMayHaveSeen) {
   EXPECT_EQ(server.requests(), 1u);
 }
 
+// Retry, recording the waits it asks for (every copy shares the record).
+struct RecordedRetry : http::Retry {
+  explicit RecordedRetry(http::RetryOptions options) : http::Retry(std::move(options)) {}
+  http::Decision decide(const http::Request& request, const http::Outcome& outcome) const {
+    const auto decision = http::Retry::decide(request, outcome);
+    if (decision.retries()) waits->push_back(*decision.retry_after);
+    return decision;
+  }
+  std::shared_ptr<std::vector<std::chrono::milliseconds>> waits =
+      std::make_shared<std::vector<std::chrono::milliseconds>>();
+};
+
 TEST(HttpFaults, RetryRepeatsWhatNeverLeft) {
   const auto port = ts::free_tcp_port();
-  std::vector<std::chrono::milliseconds> waits;
-  http::Retry retry(http::RetryOptions{.max_attempts = 3, .initial_backoff = 10ms, .jitter = false});
-  retry.set_sleeper([&](std::chrono::milliseconds d) { waits.push_back(d); });
-  http::Client<http::Tcp, http::Retry> client("http://127.0.0.1:" + std::to_string(port), fast(), retry);
+  RecordedRetry retry(http::RetryOptions{.max_attempts = 3, .initial_backoff = 10ms, .jitter = false});
+  const auto waits = retry.waits;
+  http::Client<http::Tcp, RecordedRetry> client("http://127.0.0.1:" + std::to_string(port), fast(), retry);
   expect_failure([&] { client.post("/x", "{}", "application/json"); }, errc::connection_failed);
-  EXPECT_EQ(waits, (std::vector<std::chrono::milliseconds>{10ms, 20ms}));
+  EXPECT_EQ(*waits, (std::vector<std::chrono::milliseconds>{10ms, 20ms}));
 }
 
 TEST(HttpFaults, SecretsNeverAppearInErrors) {

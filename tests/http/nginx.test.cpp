@@ -12,6 +12,7 @@
 #include <random>
 #include <string>
 #include <thread>
+#include <memory>
 #include <vector>
 
 using namespace workspace;
@@ -133,15 +134,28 @@ TEST(HttpNginx, ErrorStatusesCarryTheServersMessage) {
   }
 }
 
+// Retry, recording the waits it asks for (every copy shares the record).
+struct RecordedRetry : http::Retry {
+  explicit RecordedRetry(http::RetryOptions options) : http::Retry(std::move(options)) {}
+  http::Decision decide(const http::Request& request, const http::Outcome& outcome) const {
+    const auto decision = http::Retry::decide(request, outcome);
+    if (decision.retries()) waits->push_back(*decision.retry_after);
+    return decision;
+  }
+  std::shared_ptr<std::vector<std::chrono::milliseconds>> waits =
+      std::make_shared<std::vector<std::chrono::milliseconds>>();
+};
+
 TEST(HttpNginx, RetryHonoursRetryAfterThenGivesTheLastAnswer) {
-  std::vector<std::chrono::milliseconds> waits;
-  http::Retry retry(http::RetryOptions{.max_attempts = 3});
-  retry.set_sleeper([&](std::chrono::milliseconds d) { waits.push_back(d); });
-  http::Client<http::Tcp, http::Retry> client(nginx().base_url(), no_proxy(), retry);
+  RecordedRetry retry(http::RetryOptions{.max_attempts = 3});
+  const auto waits = retry.waits;
+  http::Client<http::Tcp, RecordedRetry> client(nginx().base_url(), no_proxy(), retry);
+  const auto start = std::chrono::steady_clock::now();
   const auto r = client.get("/status/503");
   EXPECT_EQ(r.status, 503);
-  ASSERT_EQ(waits.size(), 2u);
-  EXPECT_EQ(waits[0], std::chrono::seconds(1));  // nginx says Retry-After: 1
+  ASSERT_EQ(waits->size(), 2u);
+  EXPECT_EQ((*waits)[0], std::chrono::seconds(1));  // nginx says Retry-After: 1
+  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));  // and it waited
 }
 
 TEST(HttpNginx, AuthPoliciesSendTheirHeaders) {

@@ -45,7 +45,7 @@ struct workspace::testing::ContractTraits<APIRemoteWorkspace> {
   static APIRemoteWorkspace make() {
     const std::string root = shared_folder("contract");
     auto o = options(contract_session(), root);
-    o.keep_alive = true;
+    o.on_close = OnClose::keep;
     o.working_dir = root + "/t" + std::to_string(contract_counter++);
     std::filesystem::create_directories(o.working_dir);
     return APIRemoteWorkspace(std::move(o));
@@ -89,7 +89,7 @@ TEST_F(RuntimeTest, TheStartupBudgetIsItsOwnAndAFailedStartLeavesNothingRunning)
     EXPECT_NE(std::string(e.what()).find("pending"), std::string::npos) << e.what();
   }
   EXPECT_LT(seconds_since(start), 10.0);
-  EXPECT_EQ(api_call("GET", "/sessions/" + o.session_id).value("status", ""), "stopped");
+  EXPECT_EQ(api_call("GET", "/sessions/" + o.attach_to).value("status", ""), "stopped");
 }
 
 TEST_F(RuntimeTest, ACrashLoopingRuntimeFailsFastWithItsPodLogs) {
@@ -124,9 +124,9 @@ TEST_F(RuntimeTest, AFailedPodFailsFast) {
 TEST_F(RuntimeTest, AFailedStartStopsTheRuntimeEvenWithKeepAlive) {
   auto o = options("failed-kept", shared_folder("failed-kept"));
   o.environment["RUNTIME_TEST_FAIL"] = "1";
-  o.keep_alive = true;
+  o.on_close = OnClose::keep;
   EXPECT_THROW(APIRemoteWorkspace ws(o), Error);
-  EXPECT_EQ(api_call("GET", "/sessions/" + o.session_id).value("status", ""), "stopped");
+  EXPECT_EQ(api_call("GET", "/sessions/" + o.attach_to).value("status", ""), "stopped");
 }
 
 TEST_F(RuntimeTest, AWrongApiKeyIsAnAuthenticationErrorThatDoesNotQuoteTheKey) {
@@ -186,7 +186,7 @@ TEST_F(RuntimeTest, PauseAnswers503ResumeTakesTheNewKeyAndAttachingToAPausedRunt
     ws.pause();
     ws.detach();  // leave it paused
   }
-  EXPECT_EQ(api_call("GET", "/sessions/" + o.session_id).value("status", ""), "paused");
+  EXPECT_EQ(api_call("GET", "/sessions/" + o.attach_to).value("status", ""), "paused");
   APIRemoteWorkspace again(o);  // stops it at the end
   EXPECT_EQ(again.id(), runtime_id) << "attached to a new runtime instead of resuming";
   EXPECT_EQ(again.execute_command("echo back").std_out, "back\n");

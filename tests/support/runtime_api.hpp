@@ -49,8 +49,8 @@ inline APIRemoteWorkspaceOptions options(const std::string& session, const std::
   o.runtime_api_url = api.url;
   o.runtime_api_key = api.key;
   o.server_image = "ghcr.io/openhands/agent-server:test";
-  o.session_id = session + "-" + std::to_string(::getpid());
-  if (session.rfind("contract-", 0) == 0) o.session_id = session;
+  o.attach_to = session + "-" + std::to_string(::getpid());
+  if (session.rfind("contract-", 0) == 0) o.attach_to = session;
   o.environment = {{"RUNTIME_TEST_WORKSPACE_DIR", folder}};
   o.working_dir = folder;
   o.startup_wait_timeout = std::chrono::seconds(240);

@@ -147,7 +147,7 @@ TEST(WorkspaceConfig, OptionsOfEachType) {
   EXPECT_EQ(docker.working_dir, "/w");
   EXPECT_EQ(docker.network_mode, "host");
   EXPECT_EQ(docker.engine.host, "http://h");
-  EXPECT_TRUE(docker.keep_alive);
+  EXPECT_EQ(docker.on_close, workspace::OnClose::keep);
   EXPECT_EQ(docker.environment.at("A"), "1");
 
   const auto remote = c.remote_options();
@@ -159,9 +159,9 @@ TEST(WorkspaceConfig, OptionsOfEachType) {
   EXPECT_EQ(api.runtime_api_url, "http://h");
   EXPECT_EQ(api.runtime_api_key, "key");
   EXPECT_EQ(api.server_image, "img");
-  EXPECT_EQ(api.session_id, "id");
+  EXPECT_EQ(api.attach_to, "id");
   EXPECT_EQ(api.working_dir, "/w");
-  EXPECT_TRUE(api.keep_alive);
+  EXPECT_EQ(api.on_close, workspace::OnClose::keep);
   EXPECT_EQ(api.environment.at("A"), "1");
 
   const auto daytona = c.daytona_options();
@@ -171,17 +171,17 @@ TEST(WorkspaceConfig, OptionsOfEachType) {
   EXPECT_EQ(daytona.snapshot, "snap");
   EXPECT_EQ(daytona.attach_to, "id");
   EXPECT_EQ(daytona.working_dir, "/w");
-  EXPECT_EQ(daytona.on_close, workspace::DaytonaOnClose::keep);
-  EXPECT_EQ(daytona.env.at("A"), "1");
+  EXPECT_EQ(daytona.on_close, workspace::OnClose::keep);
+  EXPECT_EQ(daytona.environment.at("A"), "1");
 }
 
 TEST(WorkspaceConfig, DefaultsOfEachTypeStandWhenUnset) {
   const WorkspaceConfig c;
   EXPECT_EQ(c.docker_options().working_dir, workspace::DockerWorkspaceOptions{}.working_dir);
   EXPECT_EQ(c.docker_options().network_mode, "none");
-  EXPECT_FALSE(c.docker_options().keep_alive);
+  EXPECT_EQ(c.docker_options().on_close, workspace::OnClose::remove);
   EXPECT_EQ(c.api_remote_options().working_dir, workspace::APIRemoteWorkspaceOptions{}.working_dir);
-  EXPECT_EQ(c.daytona_options().on_close, workspace::DaytonaOnClose::delete_sandbox);
+  EXPECT_EQ(c.daytona_options().on_close, workspace::OnClose::remove);
   // The agent server's URL has no default.
   expect_invalid_argument_naming([&] { (void)c.remote_options(); }, "WORKSPACE_HOST");
 }
@@ -196,12 +196,12 @@ TEST(WorkspaceConfig, CustomizeHasTheLastWord) {
   c.customize_daytona = [](workspace::DaytonaWorkspaceOptions& o) { o.cpu = 2; };
   c.customize_api_remote = [](workspace::APIRemoteWorkspaceOptions& o) { o.resource_factor = 4; };
   c.host = "http://h";
-  c.customize_remote = [](workspace::RemoteWorkspaceOptions& o) { o.use_websocket = false; };
+  c.customize_remote = [](workspace::RemoteWorkspaceOptions& o) { o.commands.use_websocket = false; };
   EXPECT_EQ(c.docker_options().image, "other");
   EXPECT_EQ(c.docker_options().pids_limit, 64);
   EXPECT_EQ(c.daytona_options().cpu, 2);
   EXPECT_EQ(c.api_remote_options().resource_factor, 4);
-  EXPECT_FALSE(c.remote_options().use_websocket);
+  EXPECT_FALSE(c.remote_options().commands.use_websocket);
 }
 
 class AnyLocal : public ::testing::Test {

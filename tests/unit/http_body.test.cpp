@@ -7,6 +7,8 @@
 
 #include "../support/error_from.hpp"
 
+#include <workspace/core/detail/base64.hpp>
+
 #include <gtest/gtest.h>
 
 #include <sys/wait.h>
@@ -538,7 +540,7 @@ TEST(HttpMultipart, ErrorsFromTheSourcePropagate) {
 // base64 (RFC 4648)
 
 TEST(HttpBase64, Rfc4648TestVectors) {
-  using http::detail::base64;
+  const auto base64 = [](std::string_view in) { return workspace::detail::base64_encode(in); };
   EXPECT_EQ(base64(""), "");
   EXPECT_EQ(base64("f"), "Zg==");
   EXPECT_EQ(base64("fo"), "Zm8=");
@@ -549,7 +551,7 @@ TEST(HttpBase64, Rfc4648TestVectors) {
 }
 
 TEST(HttpBase64, BinaryAndTheLastTwoAlphabetCharacters) {
-  using http::detail::base64;
+  const auto base64 = [](std::string_view in) { return workspace::detail::base64_encode(in); };
   EXPECT_EQ(base64(std::string("\0", 1)), "AA==");
   EXPECT_EQ(base64(std::string("\0\0\0", 3)), "AAAA");
   EXPECT_EQ(base64("\xff\xff\xff"), "////");
@@ -560,22 +562,13 @@ TEST(HttpBase64, BinaryAndTheLastTwoAlphabetCharacters) {
   EXPECT_EQ(base64("user:p@ss:w\xc3\xb6rd"), "dXNlcjpwQHNzOnfDtnJk");
 }
 
-std::string decode_base64(std::string_view text) {
-  static constexpr std::string_view alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+// The library's own decoder, fed in pieces of every size.
+std::string decode_base64(std::string_view text, std::size_t piece = 1) {
+  workspace::detail::Base64Decoder decoder;
   std::string out;
-  unsigned bits = 0;
-  int count = 0;
-  for (char c : text) {
-    if (c == '=') break;
-    const auto v = alphabet.find(c);
-    EXPECT_NE(v, std::string_view::npos) << c;
-    bits = (bits << 6) | static_cast<unsigned>(v);
-    count += 6;
-    if (count >= 8) {
-      count -= 8;
-      out += static_cast<char>((bits >> count) & 0xff);
-    }
-  }
+  const auto sink = [&](std::string_view bytes) { out.append(bytes); };
+  for (std::size_t at = 0; at < text.size(); at += piece) decoder.feed(text.substr(at, piece), sink);
+  decoder.finish(sink);
   return out;
 }
 
@@ -584,13 +577,22 @@ TEST(HttpBase64, RoundTripsEveryLengthAndByte) {
   for (std::size_t length = 0; length < 100; ++length) {
     std::string data;
     for (std::size_t i = 0; i < length; ++i) data += static_cast<char>(random() & 0xff);
-    const std::string encoded = http::detail::base64(data);
+    const std::string encoded = workspace::detail::base64_encode(data);
     EXPECT_EQ(encoded.size(), (length + 2) / 3 * 4) << length;
     EXPECT_EQ(decode_base64(encoded), data) << length;
+    EXPECT_EQ(decode_base64(encoded, 3), data) << length;
+    EXPECT_EQ(decode_base64(encoded, 1000), data) << length;
   }
   std::string all;
   for (int b = 0; b < 256; ++b) all += static_cast<char>(b);
-  EXPECT_EQ(decode_base64(http::detail::base64(all)), all);
+  EXPECT_EQ(decode_base64(workspace::detail::base64_encode(all)), all);
+}
+
+TEST(HttpBase64, TheDecoderRefusesWhatIsNotBase64) {
+  EXPECT_THROW(decode_base64("Zm9v!"), Error);
+  EXPECT_THROW(decode_base64("Zm9"), Error);      // truncated
+  EXPECT_THROW(decode_base64("Zg==Zg=="), Error); // data after padding
+  EXPECT_EQ(decode_base64("Zm9v\nYmFy\r\n"), "foobar");  // line breaks are skipped
 }
 
 }  // namespace

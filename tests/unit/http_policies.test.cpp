@@ -16,6 +16,12 @@
 #include <utility>
 #include <variant>
 #include <vector>
+#include <atomic>
+#include <thread>
+#include <tuple>
+
+#include <workspace/http/client.hpp>
+#include <workspace/http/transport.hpp>
 
 namespace {
 
@@ -28,20 +34,61 @@ using Progress = http::TransportError::Progress;
 // ---------------------------------------------------------------------------------------------
 // Authentication headers
 
-// Calls `policy` with a `next` that records the request it was handed.
+// What `policy` makes of a request before it goes out; it never asks for a retry.
 template <class Policy>
 http::Request through(Policy& policy, http::Request request) {
-  http::Request seen;
-  int calls = 0;
-  const http::Response response = policy.send(request, http::RequestOptions{},
-                                              [&](http::Request& r, const http::RequestOptions&) {
-                                                ++calls;
-                                                seen = r;
-                                                return http::Response{.status = 204};
-                                              });
-  EXPECT_EQ(calls, 1);
-  EXPECT_EQ(response.status, 204);
-  return seen;
+  policy.prepare(request);
+  const http::Response answer{.status = 204};
+  EXPECT_FALSE(policy.decide(request, http::Outcome{.response = &answer}).retries());
+  return request;
+}
+
+// The smallest type that models http::Policy, and what does not.
+struct PolicyArchetype {
+  void prepare(http::Request&) {}
+  http::Decision decide(const http::Request&, const http::Outcome&) { return http::Decision::done(); }
+};
+struct NoDecide {
+  void prepare(http::Request&) {}
+};
+struct OldStyle {
+  template <class Next>
+  http::Response send(http::Request& r, const http::RequestOptions& o, Next&& next) { return next(r, o); }
+};
+static_assert(http::Policy<PolicyArchetype>);
+static_assert(!http::Policy<NoDecide>);
+static_assert(!http::Policy<OldStyle>);
+static_assert(http::Policy<http::Retry> && http::Policy<http::HeaderAuth> && http::Policy<http::BearerAuth> &&
+              http::Policy<http::ApiKeyAuth> && http::Policy<http::SessionApiKeyAuth>);
+// A client takes any type that models it, and only those.
+template <class... Ps>
+concept ClientWith = requires { typename http::Client<http::Tcp, Ps...>; } &&
+                     std::constructible_from<http::Client<http::Tcp, Ps...>, std::string_view, http::ClientOptions, Ps...>;
+static_assert(ClientWith<PolicyArchetype>);
+static_assert(ClientWith<http::Retry, http::BearerAuth, PolicyArchetype>);
+
+TEST(HttpAuth, ACredentialChangesForEveryCopyAndThread) {
+  http::SessionApiKeyAuth auth("old");
+  const http::SessionApiKeyAuth copy = auth;
+  std::vector<std::thread> readers;
+  std::atomic<bool> stop{false};
+  std::atomic<int> bad{0};
+  for (int i = 0; i < 4; ++i)
+    readers.emplace_back([&] {
+      while (!stop) {
+        http::Request r;
+        copy.prepare(r);
+        const auto value = r.headers.get("X-Session-API-Key");
+        if (value != "old" && value != "new") ++bad;
+      }
+    });
+  std::this_thread::sleep_for(20ms);
+  auth.set_value("new");
+  std::this_thread::sleep_for(20ms);
+  stop = true;
+  for (auto& t : readers) t.join();
+  EXPECT_EQ(bad, 0);
+  EXPECT_EQ(through(copy, http::Request{}).headers.get("X-Session-API-Key"), "new");
 }
 
 TEST(HttpAuth, HeaderAuthSetsItsHeader) {
@@ -115,14 +162,12 @@ TEST(HttpAuth, OtherHeadersAreKept) {
   EXPECT_EQ(seen.headers.get("X-API-Key"), "k");
 }
 
-TEST(HttpAuth, ErrorsFromNextPassThrough) {
+TEST(HttpAuth, NeverAsksForARetry) {
   http::ApiKeyAuth api("k");
-  http::Request request;
-  EXPECT_THROW(api.send(request, {},
-                        [](http::Request&, const http::RequestOptions&) -> http::Response {
-                          throw Error(errc::connection_failed, "down");
-                        }),
-               Error);
+  const http::TransportError failure(errc::connection_failed, "down", {});
+  EXPECT_FALSE(api.decide(http::Request{}, http::Outcome{.error = &failure}).retries());
+  const http::Response refused{.status = 401};
+  EXPECT_FALSE(api.decide(http::Request{}, http::Outcome{.response = &refused}).retries());
 }
 
 TEST(HttpAuth, CredentialHeadersAreSecret) {
@@ -149,29 +194,35 @@ http::Response status(int code, std::vector<std::pair<std::string, std::string>>
   return r;
 }
 
+// Drives `retry` over a scripted `attempt`, recording the waits without sleeping.
 struct Harness {
-  http::Retry retry;
+  std::tuple<http::Retry> policies;
   std::vector<Step> script;
   std::vector<ms> waits{};
   int calls = 0;
 
-  Harness(http::RetryOptions options, std::vector<Step> steps) : retry(std::move(options)), script(std::move(steps)) {
-    retry.set_sleeper([this](ms wait) { waits.push_back(wait); });
-  }
+  Harness(http::RetryOptions options, std::vector<Step> steps)
+      : policies(http::Retry(std::move(options))), script(std::move(steps)) {}
 
   http::Response run(http::Request request) {
-    return retry.send(request, http::RequestOptions{}, [this](http::Request&, const http::RequestOptions&) {
-      const std::size_t i = static_cast<std::size_t>(calls++);
-      if (i >= script.size()) {
-        ADD_FAILURE() << "next called more often than scripted";
-        return http::Response{.status = 999};
-      }
-      const Step& step = script[i];
-      if (const auto* fail = std::get_if<Fail>(&step))
-        throw http::TransportError(fail->code, "scripted failure", fail->progress);
-      if (const auto* error = std::get_if<Error>(&step)) throw *error;
-      return std::get<http::Response>(step);
-    });
+    return http::detail::run_policies(
+        policies, request,
+        [this](http::Request&) {
+          const std::size_t i = static_cast<std::size_t>(calls++);
+          if (i >= script.size()) {
+            ADD_FAILURE() << "next called more often than scripted";
+            return http::Response{.status = 999};
+          }
+          const Step& step = script[i];
+          if (const auto* fail = std::get_if<Fail>(&step))
+            throw http::TransportError(fail->code, "scripted failure", fail->progress);
+          if (const auto* error = std::get_if<Error>(&step)) throw *error;
+          return std::get<http::Response>(step);
+        },
+        [this](ms wait) {
+          waits.push_back(wait);
+          return true;
+        });
   }
 };
 
@@ -574,38 +625,50 @@ TEST(HttpRetry, StreamedBodyIsRetriedWhenItWasNeverRead) {
 }
 
 TEST(HttpRetry, EachAttemptSeesTheSameRequest) {
-  http::Retry retry(no_jitter());
-  retry.set_sleeper([](ms) {});
+  std::tuple<http::Retry> policies(no_jitter());
   http::Request request{.method = "PUT", .target = "/x?y=1", .body = "payload"};
   request.headers.add("X-Id", "1");
   int calls = 0;
-  const auto response = retry.send(request, {}, [&](http::Request& r, const http::RequestOptions&) {
-    EXPECT_EQ(r.method, "PUT");
-    EXPECT_EQ(r.target, "/x?y=1");
-    EXPECT_EQ(r.body, "payload");
-    EXPECT_EQ(r.headers.get("X-Id"), "1");
-    EXPECT_EQ(&r, &request);
-    return status(++calls < 3 ? 503 : 200);
-  });
+  const auto response = http::detail::run_policies(
+      policies, request,
+      [&](http::Request& r) {
+        EXPECT_EQ(r.method, "PUT");
+        EXPECT_EQ(r.target, "/x?y=1");
+        EXPECT_EQ(r.body, "payload");
+        EXPECT_EQ(r.headers.get("X-Id"), "1");
+        EXPECT_EQ(&r, &request);
+        return status(++calls < 3 ? 503 : 200);
+      },
+      [](ms) { return true; });
   EXPECT_EQ(response.status, 200);
   EXPECT_EQ(calls, 3);
 }
 
-TEST(HttpRetry, AuthInsideRetrySetsTheHeaderOnce) {
-  http::Retry retry(no_jitter());
-  retry.set_sleeper([](ms) {});
-  http::BearerAuth auth("t");
+TEST(HttpRetry, AuthAndRetryTogetherSetTheHeaderOnce) {
+  std::tuple<http::Retry, http::BearerAuth> policies(http::Retry(no_jitter()), http::BearerAuth("t"));
   http::Request request = get();
   int calls = 0;
-  retry.send(request, {}, [&](http::Request& r, const http::RequestOptions& o) {
-    return auth.send(r, o, [&](http::Request& inner, const http::RequestOptions&) {
-      ++calls;
-      EXPECT_EQ(inner.headers.size(), 1u);
-      EXPECT_EQ(inner.headers.get("Authorization"), "Bearer t");
-      return status(calls < 2 ? 503 : 200);
-    });
-  });
+  http::detail::run_policies(
+      policies, request,
+      [&](http::Request& inner) {
+        ++calls;
+        EXPECT_EQ(inner.headers.size(), 1u);
+        EXPECT_EQ(inner.headers.get("Authorization"), "Bearer t");
+        return status(calls < 2 ? 503 : 200);
+      },
+      [](ms) { return true; });
   EXPECT_EQ(calls, 2);
+}
+
+TEST(HttpRetry, NoRetryOnceTheWaitWouldPassTheDeadline) {
+  std::tuple<http::Retry> policies(no_jitter());
+  http::Request request = get();
+  int calls = 0;
+  const auto response = http::detail::run_policies(
+      policies, request, [&](http::Request&) { return status(++calls < 3 ? 503 : 200); },
+      [](ms) { return false; });  // the caller's time is up
+  EXPECT_EQ(response.status, 503);
+  EXPECT_EQ(calls, 1);
 }
 
 // ---------------------------------------------------------------------------------------------

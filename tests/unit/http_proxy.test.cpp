@@ -457,7 +457,7 @@ TEST(HttpOrigin, PlainHttpThroughAProxyUsesAbsoluteFormAndBasicAuth) {
   EXPECT_EQ(o.proxy->port, 3128);
   EXPECT_TRUE(o.absolute_form);
   // user information is percent-decoded before it is encoded: "alice:p@ss:w"
-  EXPECT_EQ(o.proxy_authorization, "Basic " + http::detail::base64("alice:p@ss:w"));
+  EXPECT_EQ(o.proxy_authorization, "Basic " + workspace::detail::base64_encode("alice:p@ss:w"));
   EXPECT_EQ(o.proxy_authorization, "Basic YWxpY2U6cEBzczp3");
   const auto no_user = http::Tcp::make_origin("http://example.com/", with_proxy("proxy:3128"));
   EXPECT_TRUE(no_user.absolute_form);

@@ -1,7 +1,7 @@
 // The kernel-backed randomness behind tokens, multipart boundaries, websocket masks and
 // temporary names.
 #include <workspace/core/detail/random.hpp>
-#include <workspace/core/detail/shell.hpp>
+#include <workspace/shell/killer.hpp>
 
 #include <gtest/gtest.h>
 
@@ -45,7 +45,7 @@ TEST(Random, SixtyFourBitValuesDiffer) {
 TEST(Random, TokensAre32HexDigitsAndUnique) {
   std::set<std::string> tokens;
   for (int i = 0; i < 1000; ++i) {
-    const std::string token = detail::random_token();
+    const std::string token = workspace::shell::random_token();
     ASSERT_EQ(token.size(), 32u);
     EXPECT_EQ(token.find_first_not_of("0123456789abcdef"), std::string::npos) << token;
     tokens.insert(token);

@@ -10,6 +10,7 @@
 #include <workspace/version.hpp>
 
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <type_traits>
 #include <utility>
@@ -90,9 +91,9 @@ class Error : public std::system_error {
   // An error the peer reported over HTTP keeps its status and its own words (Docker's
   // {"message": ...}, Daytona's {"message": ...}) for callers that branch on them.
   Error(errc code, const std::string& what, int http_status, std::string server_message)
-      : std::system_error(make_error_code(code), what),
-        http_status_(http_status),
-        server_message_(std::move(server_message)) {}
+      : Error(make_error_code(code), what, http_status, std::move(server_message)) {}
+  Error(std::error_code code, const std::string& what, int http_status, std::string server_message)
+      : std::system_error(code, what), http_status_(http_status), server_message_(std::move(server_message)) {}
 
   // The HTTP status the peer answered with, or 0 when the error did not come from a response.
   int http_status() const noexcept { return http_status_; }
@@ -113,6 +114,13 @@ inline std::string message_of(const std::system_error& e) {
   if (what.size() >= suffix.size() && what.compare(what.size() - suffix.size(), suffix.size(), suffix) == 0)
     what.resize(what.size() - suffix.size());
   return what;
+}
+
+// `e` with "<prefix>: " before its message (the back end's name), unless it has it already.
+inline Error prefixed(const Error& e, std::string_view prefix) {
+  const std::string what = message_of(e);
+  if (what.compare(0, prefix.size(), prefix) == 0) return e;
+  return Error(e.code(), std::string(prefix) + ": " + what, e.http_status(), e.server_message());
 }
 }  // namespace detail
 

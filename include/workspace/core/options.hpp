@@ -1,6 +1,7 @@
 // Options for commands and transfers.
 #pragma once
 
+#include <workspace/core/deadline.hpp>
 #include <workspace/version.hpp>
 
 #include <chrono>
@@ -15,8 +16,10 @@ WORKSPACE_NAMESPACE_BEGIN
 
 enum class OutputStream { std_out, std_err };
 
-// A timeout meaning "never": no deadline is armed.
-inline constexpr std::chrono::milliseconds no_timeout = std::chrono::milliseconds::max();
+// What a workspace does on destruction with the container, runtime or sandbox it created (never
+// with one it attached to): remove it (delete, or stop a runtime, which ends it), stop it, pause
+// it, or keep it running. Each type says which it supports.
+enum class OnClose { remove, stop, pause, keep };
 
 struct CommandOptions {
   // Where the command runs. Relative paths resolve against the workspace's working_dir, which

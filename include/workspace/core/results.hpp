@@ -43,6 +43,16 @@ struct FileReadResult {
   std::optional<std::string> error{};
 };
 
+namespace detail {
+// A shell's exit status as the result holds it: a shell reports a signal death as 128 + signal,
+// so codes in that range read as that signal (all a back end that only sees the status can
+// tell; exit_code keeps the number).
+inline void set_shell_status(CommandResult& result, int status) noexcept {
+  result.exit_code = status;
+  result.signal = status > 128 && status < 128 + 65 ? status - 128 : 0;
+}
+}  // namespace detail
+
 // Git capability types, as the OpenHands agent server reports them.
 enum class GitChangeStatus { added, deleted, updated, moved };
 

@@ -5,20 +5,22 @@
 //   auto r = ws.execute_command("python3 --version");
 //
 // The container is created with labels naming this library and the owning process, and removed
-// when the workspace is destroyed (unless keep_alive, or it was attached to or detached);
+// when the workspace is destroyed (or stopped, paused or kept: on_close; never one it attached
+// to or detached);
 // reap_orphans() removes the containers whose owner process is gone.
 #pragma once
 
 #include <workspace/core/concepts.hpp>
 #include <workspace/core/detail/owner.hpp>
-#include <workspace/core/detail/shell.hpp>
 #include <workspace/core/detail/validate.hpp>
 #include <workspace/core/error.hpp>
 #include <workspace/core/options.hpp>
 #include <workspace/core/results.hpp>
 #include <workspace/docker/detail/demux.hpp>
+#include <workspace/docker/detail/exec.hpp>
 #include <workspace/docker/engine.hpp>
-#include <workspace/docker/tar.hpp>
+#include <workspace/shell/killer.hpp>
+#include <workspace/tar.hpp>
 #include <workspace/version.hpp>
 
 #include <nlohmann/json.hpp>
@@ -63,23 +65,17 @@ struct DockerWorkspaceOptions {
   std::optional<std::int64_t> pids_limit{};
   std::map<std::string, std::string> labels{};
   std::string name{};
-  bool keep_alive = false;                    // leave the container running when destroyed
+  // For a container it created: remove it, stop it, pause it or keep it running.
+  OnClose on_close = OnClose::remove;
   std::string attach_to{};                    // use this existing container (id or name)
   bool pull_if_missing = true;
   docker::ProgressCallback on_pull_progress{};
-  docker::EngineOptions engine{};
-  // After a timeout, how long to wait for the killed command's stream to end.
-  std::chrono::milliseconds kill_grace{1000};
+  docker::EngineOptions engine{};             // the daemon: host, API version, TLS, http
+  // After a timeout kill, how long the output of the killed command may still take to drain.
+  std::chrono::milliseconds drain_after_kill{1000};
 };
 
 namespace docker::detail {
-
-using workspace::detail::managed_label;
-using workspace::detail::owner_pid_label;
-using workspace::detail::owner_start_label;
-using workspace::detail::owner_host_label;
-using workspace::detail::process_start_time;
-using workspace::detail::host_name;
 
 // Runs the user's command in its cwd, or reports a missing cwd unambiguously. It takes
 // $1 = cwd, $2 = marker, $3 = command.
@@ -116,8 +112,8 @@ class BasicDockerWorkspace {
       user_ = options_.user.empty() ? engine_->inspect(id_)["Config"].value("User", std::string()) : options_.user;
       if (!user_is_root()) give_working_dir_to_user();
     } catch (...) {
-      // A failed start removes what it created, keep_alive or not: nobody holds its id.
-      options_.keep_alive = false;
+      // A failed start removes what it created, whatever on_close says: nobody holds its id.
+      options_.on_close = OnClose::remove;
       remove_quietly();
       throw;
     }
@@ -169,11 +165,13 @@ class BasicDockerWorkspace {
   CommandResult execute_command(const std::string& command, const CommandOptions& options = {}) {
     detail::validate_command(command, options);
     const std::string cwd = options.cwd ? resolve(*options.cwd) : working_dir_;
-    const std::string token = workspace::detail::random_token();
+    const std::string token = shell::random_token();
     const std::string marker = "\x01workspace: missing cwd " + token + "\x01";
-    const auto started = std::chrono::steady_clock::now();
-    const auto deadline = options.timeout == no_timeout ? std::chrono::steady_clock::time_point::max()
-                                                        : started + options.timeout;
+    // The command's own deadline, and the one every call it makes ends by (with room for the
+    // kill and the exit code after a timeout).
+    const Deadline timeout = Deadline::after(options.timeout);
+    const auto deadline = timeout.when();
+    const Deadline calls = timeout.plus(options_.drain_after_kill + std::chrono::seconds(10));
 
     nlohmann::json env = nlohmann::json::array({"WORKSPACE_EXEC_TOKEN=" + token});
     for (const auto& [k, v] : options.env) env.push_back(k + "=" + v);
@@ -182,8 +180,8 @@ class BasicDockerWorkspace {
         {"Cmd", {"/bin/sh", "-c", docker::detail::exec_wrapper, "workspace-exec", cwd, marker, command}},
         {"Env", env}, {"WorkingDir", "/"}};
     if (!options_.user.empty()) config["User"] = options_.user;
-    const std::string exec_id = engine_->exec_create(id_, config);
-    auto stream = engine_->exec_start(exec_id);
+    const std::string exec_id = engine_->exec_create(id_, config, calls);
+    auto stream = engine_->exec_start(exec_id, calls);
 
     CommandResult result;
     result.command = command;
@@ -210,7 +208,7 @@ class BasicDockerWorkspace {
         if (exited) break;  // drained
         if (std::chrono::steady_clock::now() >= deadline) continue;
         // Quiet: has the command ended while something else holds its output open?
-        const auto info = engine_->exec_inspect(exec_id);
+        const auto info = engine_->exec_inspect(exec_id, calls);
         if (!info.value("Running", true)) exited = true;
         quiet = std::min(quiet * 2, std::chrono::milliseconds(500));
         continue;
@@ -230,7 +228,7 @@ class BasicDockerWorkspace {
     if (timed_out) {
       kill_exec(token);
       // The stream ends once the processes are gone; keep what they wrote.
-      const auto until = std::chrono::steady_clock::now() + options_.kill_grace;
+      const auto until = std::chrono::steady_clock::now() + options_.drain_after_kill;
       while (stream.upgraded()) {
         std::error_code ec;
         const std::size_t n = stream.read_some(buffer.data(), buffer.size(), until, ec);
@@ -246,11 +244,12 @@ class BasicDockerWorkspace {
 
     // The exit code is recorded a little after the stream ends: null means "not yet".
     std::optional<int> code;
+    const Deadline recorded = Deadline::after(std::chrono::seconds(5));  // it comes within milliseconds
     for (auto wait = std::chrono::milliseconds(1); !code; wait = std::min(wait * 2, std::chrono::milliseconds(100))) {
-      const auto info = engine_->exec_inspect(exec_id);
+      const auto info = engine_->exec_inspect(exec_id, recorded);
       if (!info.value("Running", false) && info.contains("ExitCode") && info["ExitCode"].is_number_integer())
         code = info["ExitCode"].template get<int>();
-      else if (std::chrono::steady_clock::now() - started > options.timeout + std::chrono::seconds(5))
+      else if (recorded.passed())
         throw Error(errc::timed_out, "docker exec: the daemon never reported an exit code");
       else
         std::this_thread::sleep_for(wait);
@@ -271,7 +270,7 @@ class BasicDockerWorkspace {
     FileOperationResult result{.source_path = local_path, .destination_path = remote};
     if (workspace_path.empty()) return failed(result, "file_upload: empty workspace path");
     try {
-      docker::tar::Writer writer;
+      tar::Writer writer;
       writer.add_file(remote.substr(1), local_path, ownership(remote));
       const std::uint64_t file_size = std::filesystem::file_size(local_path);
       put(std::move(writer), remote, file_size, options);
@@ -288,8 +287,8 @@ class BasicDockerWorkspace {
     FileOperationResult result{.source_path = {}, .destination_path = remote};
     if (workspace_path.empty()) return failed(result, "file_write: empty workspace path");
     try {
-      docker::tar::Writer writer;
-      docker::tar::Attributes attributes = ownership(remote);
+      tar::Writer writer;
+      tar::Attributes attributes = ownership(remote);
       attributes.mode = 0644;
       writer.add_bytes(remote.substr(1), std::string(content), attributes);
       put(std::move(writer), remote, content.size(), {});
@@ -307,7 +306,7 @@ class BasicDockerWorkspace {
     FileOperationResult result{.source_path = remote, .destination_path = local_path};
     if (workspace_path.empty()) return failed(result, "file_download: empty workspace path");
     try {
-      docker::tar::SingleFileExtractor extractor(local_path);
+      tar::SingleFileExtractor extractor(local_path);
       http::RequestOptions o;
       o.on_body = [&](std::string_view data) {
         extractor.feed(data);
@@ -334,7 +333,7 @@ class BasicDockerWorkspace {
       return result;
     }
     try {
-      docker::tar::SingleFileReader reader;
+      tar::SingleFileReader reader;
       http::RequestOptions o;
       o.on_body = [&](std::string_view data) {
         reader.feed(data);
@@ -360,15 +359,14 @@ class BasicDockerWorkspace {
   static std::size_t reap_orphans(docker::EngineOptions engine_options = {}) {
     engine_type engine(std::move(engine_options));
     const auto containers = engine.list_containers(
-        {{"label", {std::string(docker::detail::managed_label) + "=true",
-                    std::string(docker::detail::owner_host_label) + "=" + docker::detail::host_name()}}});
+        {{"label", {std::string(detail::managed_label) + "=true",
+                    std::string(detail::owner_host_label) + "=" + detail::host_name()}}});
     std::size_t removed = 0;
     for (const auto& c : containers) {
       const auto& labels = c.value("Labels", nlohmann::json::object());
-      const std::string pid_text = labels.value(docker::detail::owner_pid_label, std::string());
-      const std::string start = labels.value(docker::detail::owner_start_label, std::string());
-      const long pid = std::atol(pid_text.c_str());
-      if (pid > 0 && !start.empty() && docker::detail::process_start_time(pid) == start) continue;  // alive
+      if (detail::owner_alive(labels.value(detail::owner_pid_label, std::string()),
+                              labels.value(detail::owner_start_label, std::string())))
+        continue;
       engine.remove(c.value("Id", std::string()));
       ++removed;
     }
@@ -392,10 +390,7 @@ class BasicDockerWorkspace {
   nlohmann::json container_config() const {
     nlohmann::json labels = nlohmann::json::object();
     for (const auto& [k, v] : options_.labels) labels[k] = v;
-    labels[docker::detail::managed_label] = "true";
-    labels[docker::detail::owner_pid_label] = std::to_string(::getpid());
-    labels[docker::detail::owner_start_label] = docker::detail::process_start_time(::getpid());
-    labels[docker::detail::owner_host_label] = docker::detail::host_name();
+    for (const auto& [k, v] : detail::owner_labels()) labels[k] = v;
     nlohmann::json env = nlohmann::json::array();
     for (const auto& [k, v] : options_.environment) env.push_back(k + "=" + v);
     nlohmann::json mounts = nlohmann::json::array();
@@ -433,27 +428,23 @@ class BasicDockerWorkspace {
   }
 
   void remove_quietly() noexcept {
-    if (!owns_ || !engine_ || options_.keep_alive) return;
+    if (!owns_ || !engine_ || options_.on_close == OnClose::keep) return;
     owns_ = false;
     try {
-      engine_->remove(id_);
+      switch (options_.on_close) {
+        case OnClose::stop: engine_->stop(id_); break;
+        case OnClose::pause: engine_->pause(id_); break;
+        default: engine_->remove(id_); break;
+      }
     } catch (...) {
       // A destructor cannot report; reap_orphans() finds what is left.
     }
   }
 
-  void kill_exec(const std::string& token) {
-    nlohmann::json config = {{"AttachStdin", false}, {"AttachStdout", true}, {"AttachStderr", true},
-                             {"Tty", false}, {"User", "0"},
-                             {"Cmd", {"/bin/sh", "-c", workspace::detail::exec_killer, "workspace-kill", token}}};
-    const std::string exec_id = engine_->exec_create(id_, config);
-    auto stream = engine_->exec_start(exec_id);
-    char sink[4096];
-    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    for (;;) {
-      std::error_code ec;
-      if (stream.read_some(sink, sizeof sink, until, ec) == 0 || ec) break;
-    }
+  void kill_exec(const std::string& token) { docker::detail::kill_by_token(*engine_, id_, token); }
+
+  std::pair<int, std::string> run_internal(const nlohmann::json& argv, const std::string& user) {
+    return docker::detail::run_to_end(*engine_, id_, argv, user);
   }
 
   template <class Writer>
@@ -488,7 +479,7 @@ class BasicDockerWorkspace {
       o.timeout = std::chrono::seconds(10);
       // The daemon may still be extracting what reached it when our connection closed: remove
       // the file until it stays gone for a moment.
-      const std::string p = workspace::detail::shell_quote(remote);
+      const std::string p = shell::shell_quote(remote);
       execute_command("i=0; while [ $i -lt 10 ]; do rm -f -- " + p + "; sleep 0.2; [ -e " + p +
                           " ] || exit 0; i=$((i+1)); done; exit 1",
                       o);
@@ -525,8 +516,8 @@ class BasicDockerWorkspace {
   // What a file uploaded to `remote` is recorded with: the command user's ownership. Parent
   // folders that do not exist yet are made first and given to that user too, since the daemon
   // would make them root's, where the user's commands could not write.
-  docker::tar::Attributes ownership(const std::string& remote) {
-    docker::tar::Attributes attributes;
+  tar::Attributes ownership(const std::string& remote) {
+    tar::Attributes attributes;
     if (user_is_root()) return attributes;
     const auto [uid, gid] = owner();
     attributes.uid = uid;
@@ -569,38 +560,6 @@ class BasicDockerWorkspace {
     if (given.first != 0)
       throw Error(errc::io_error, "docker: cannot give working_dir " + detail::quote(working_dir_) + " to user " +
                                       detail::quote(user_) + ": " + given.second);
-  }
-
-  // Runs `argv` in the container as `user`, for the workspace's own housekeeping: the exit code,
-  // and stdout with stderr after it.
-  std::pair<int, std::string> run_internal(const nlohmann::json& argv, const std::string& user) {
-    nlohmann::json config = {{"AttachStdin", false}, {"AttachStdout", true}, {"AttachStderr", true},
-                             {"Tty", false}, {"Cmd", argv}, {"WorkingDir", "/"}};
-    if (!user.empty()) config["User"] = user;
-    const std::string exec_id = engine_->exec_create(id_, config);
-    auto stream = engine_->exec_start(exec_id);
-    std::string out, err;
-    docker::detail::Demultiplexer demux;
-    char buffer[4096];
-    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    for (;;) {
-      std::error_code ec;
-      const std::size_t n = stream.read_some(buffer, sizeof buffer, until, ec);
-      if (ec) throw Error(errc::connection_failed, "docker exec: reading the output: " + ec.message());
-      if (n == 0) break;
-      demux.feed(std::string_view(buffer, n), [&](docker::detail::Demultiplexer::Stream s, std::string_view data) {
-        (s == docker::detail::Demultiplexer::Stream::std_out ? out : err).append(data);
-      });
-    }
-    stream.close();
-    for (auto wait = std::chrono::milliseconds(1);; wait = std::min(wait * 2, std::chrono::milliseconds(100))) {
-      const auto info = engine_->exec_inspect(exec_id);
-      if (!info.value("Running", false) && info.contains("ExitCode") && info["ExitCode"].is_number_integer())
-        return {info["ExitCode"].template get<int>(), out + err};
-      if (std::chrono::steady_clock::now() >= until)
-        throw Error(errc::timed_out, "docker exec: the daemon never reported an exit code");
-      std::this_thread::sleep_for(wait);
-    }
   }
 
   DockerWorkspaceOptions options_;

@@ -3,10 +3,16 @@
 // carries the daemon's own message.
 #pragma once
 
+#include <workspace/core/deadline.hpp>
+#include <workspace/core/detail/env.hpp>
 #include <workspace/core/error.hpp>
-#include <workspace/docker/tar.hpp>
+#include <workspace/http/any_transport.hpp>
+#include <workspace/http/body.hpp>
+#include <workspace/http/client.hpp>
 #include <workspace/http/detail/json.hpp>
-#include <workspace/http.hpp>
+#include <workspace/http/error.hpp>
+#include <workspace/http/url.hpp>
+#include <workspace/tar.hpp>
 #include <workspace/version.hpp>
 
 #include <nlohmann/json.hpp>
@@ -39,10 +45,7 @@ struct EngineOptions {
 using ProgressCallback = std::function<void(std::string_view line)>;
 
 namespace detail {
-inline std::string env_or(const char* name, std::string fallback) {
-  const char* v = std::getenv(name);
-  return v && *v ? std::string(v) : fallback;
-}
+using workspace::detail::env_or;
 
 // DOCKER_HOST as the HTTP client's address, with the TLS settings it implies.
 inline std::string client_address(const EngineOptions& options, http::ClientOptions& http_options) {
@@ -162,7 +165,13 @@ class BasicEngine {
   // A JSON call; `what` names the operation for messages. Non-2xx throws with the daemon's text.
   nlohmann::json call(std::string method, std::string target, const std::optional<nlohmann::json>& body = std::nullopt,
                       const http::RequestOptions& options = {}) {
-    return client_.request_json(std::move(method), std::move(target), body, options);
+    try {
+      return client_.request_json(std::move(method), std::move(target), body, options);
+    } catch (const http::TransportError& e) {
+      throw e.prefixed("docker");  // keeps its progress for the callers that look (uploads)
+    } catch (const Error& e) {
+      throw workspace::detail::prefixed(e, "docker");
+    }
   }
 
   // --- images
@@ -242,6 +251,10 @@ class BasicEngine {
   }
   void start(const std::string& id) { call("POST", path("/containers/" + id + "/start")); }
   void pause(const std::string& id) { call("POST", path("/containers/" + id + "/pause")); }
+  // Stops the container: its init gets SIGTERM, then SIGKILL after `seconds`.
+  void stop(const std::string& id, int seconds = 10) {
+    call("POST", path("/containers/" + id + "/stop", {{"t", std::to_string(seconds)}}));
+  }
   void unpause(const std::string& id) { call("POST", path("/containers/" + id + "/unpause")); }
   nlohmann::json inspect(const std::string& id) { return call("GET", path("/containers/" + id + "/json")); }
   // Removes a container, killing it first; a container already gone is not an error.
@@ -255,18 +268,21 @@ class BasicEngine {
   }
 
   // --- exec
-  std::string exec_create(const std::string& container, const nlohmann::json& config) {
-    return call("POST", path("/containers/" + container + "/exec"), config)["Id"].template get<std::string>();
+  // Every exec call ends by `deadline` (a command's), besides the client's own timeouts.
+  std::string exec_create(const std::string& container, const nlohmann::json& config, Deadline deadline = {}) {
+    return call("POST", path("/containers/" + container + "/exec"), config, within(deadline))["Id"].template get<std::string>();
   }
-  http::UpgradedConnection<typename Client::transport_type> exec_start(const std::string& exec_id) {
+  http::UpgradedConnection<typename Client::transport_type> exec_start(const std::string& exec_id, Deadline deadline = {}) {
     http::Request r{.method = "POST", .target = path("/exec/" + exec_id + "/start"),
                     .body = R"({"Detach":false,"Tty":false})"};
     r.headers.set("Content-Type", "application/json");
-    auto upgraded = client_.upgrade(std::move(r));
+    auto upgraded = client_.upgrade(std::move(r), within(deadline));
     if (!upgraded.upgraded()) throw_status(upgraded.response(), "docker: start exec " + exec_id);
     return upgraded;
   }
-  nlohmann::json exec_inspect(const std::string& exec_id) { return call("GET", path("/exec/" + exec_id + "/json")); }
+  nlohmann::json exec_inspect(const std::string& exec_id, Deadline deadline = {}) {
+    return call("GET", path("/exec/" + exec_id + "/json"), std::nullopt, within(deadline));
+  }
 
   // --- archives
   http::Response put_archive(const std::string& container, const std::string& directory, http::BodySource tar,
@@ -298,6 +314,12 @@ class BasicEngine {
   }
 
  private:
+  static http::RequestOptions within(Deadline deadline) {
+    http::RequestOptions o;
+    o.deadline = deadline;
+    return o;
+  }
+
   static Client make_client(const EngineOptions& options) {
     http::ClientOptions http_options = options.http;
     const std::string address = detail::client_address(options, http_options);

@@ -19,6 +19,7 @@
 #include <workspace/http/error.hpp>
 #include <workspace/http/message.hpp>
 #include <workspace/http/options.hpp>
+#include <workspace/http/policies.hpp>
 #include <workspace/http/transport.hpp>
 #include <workspace/version.hpp>
 
@@ -42,6 +43,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -176,7 +178,7 @@ class UpgradedConnection {
   std::unique_ptr<detail::Connection<Transport>> connection_;
 };
 
-template <Transport T, class... Policies>
+template <Transport T, Policy... Policies>
 class Client {
  public:
   using transport_type = T;
@@ -199,7 +201,7 @@ class Client {
   // Sends a request and returns the response, whatever its status (see check_status()).
   // Throws TransportError when the exchange fails, Error(invalid_argument) for a bad request.
   Response request(Request request, const RequestOptions& options = {}) {
-    return dispatch<0>(request, options, nullptr);
+    return dispatch(request, options, nullptr);
   }
 
   // Sends a request asking to switch protocols (Connection: Upgrade, Upgrade: tcp unless the
@@ -208,7 +210,7 @@ class Client {
     if (!request.headers.contains("Connection")) request.headers.set("Connection", "Upgrade");
     if (!request.headers.contains("Upgrade")) request.headers.set("Upgrade", "tcp");
     std::unique_ptr<connection_type> raw;
-    Response response = dispatch<0>(request, options, &raw);
+    Response response = dispatch(request, options, &raw);
     return UpgradedConnection<T>(std::move(response), std::move(raw));
   }
 
@@ -306,15 +308,15 @@ class Client {
 
   using Slot = std::unique_ptr<connection_type>;
 
-  template <std::size_t I>
+  // Each attempt through the policies; between attempts a wait, within the caller's deadline.
   Response dispatch(Request& request, const RequestOptions& options, Slot* slot) {
-    if constexpr (I == sizeof...(Policies)) {
-      return perform(request, options, slot);
-    } else {
-      return std::get<I>(policies_).send(request, options, [this, slot](Request& r, const RequestOptions& o) {
-        return dispatch<I + 1>(r, o, slot);
-      });
-    }
+    return detail::run_policies(
+        policies_, request, [&](Request& r) { return perform(r, options, slot); },
+        [&](std::chrono::milliseconds wait) {
+          if (options.deadline.when() - detail::Clock::now() <= wait) return false;
+          std::this_thread::sleep_for(wait);
+          return true;
+        });
   }
 
   std::unique_ptr<connection_type> take_idle() {
@@ -341,7 +343,9 @@ class Client {
 
   Response perform(Request& request, const RequestOptions& options, Slot* slot) {
     validate(request);
-    const auto deadline = detail::deadline_after(options.timeout.value_or(state_->options.timeouts.request));
+    const auto deadline =
+        detail::earliest(detail::deadline_after(options.timeout.value_or(state_->options.timeouts.request)),
+                         options.deadline.when());
     for (int attempt = 0;; ++attempt) {
       auto connection = take_idle();
       TransportError::Progress progress{};
@@ -438,9 +442,7 @@ class Client {
     return ec == asio::error::timed_out ? errc::timed_out : errc::connection_failed;
   }
 
-  std::string idle_text() const {
-    return std::to_string(state_->options.timeouts.idle.count()) + " ms";
-  }
+  static std::string idle_text(std::chrono::milliseconds idle) { return std::to_string(idle.count()) + " ms"; }
 
   template <class Buffers>
   void send(connection_type& c, const Request& request, const Buffers& buffers, std::size_t size,
@@ -585,7 +587,8 @@ class Client {
       if (parser.done()) break;
       c.make_room(buffer_limit);
       std::error_code ec;
-      const auto until = detail::earliest(deadline, detail::deadline_after(state_->options.timeouts.idle));
+      const auto idle = options.idle_timeout.value_or(state_->options.timeouts.idle);
+      const auto until = detail::earliest(deadline, detail::deadline_after(idle));
       const std::size_t n = detail::read_some(c.ctx, *c.stream, c.buffer.data() + c.end, c.buffer.size() - c.end, until, ec);
       if (ec == asio::error::eof) {
         parser.finish_eof();  // throws unless the body runs to the connection's end
@@ -595,7 +598,7 @@ class Client {
         const bool whole = detail::Clock::now() >= deadline;
         fail(errc::timed_out, request,
              whole ? "the request's deadline passed"
-                   : (progress.response_started ? "no data from the server for " : "no response from the server for ") + idle_text(),
+                   : (progress.response_started ? "no data from the server for " : "no response from the server for ") + idle_text(idle),
              progress);
       }
       if (ec) fail(errc::connection_failed, request, "receiving the response: " + ec.message(), progress);

@@ -30,8 +30,17 @@ class TransportError : public Error {
 
   TransportError(errc code, const std::string& what, Progress progress)
       : Error(code, what), progress_(progress) {}
+  TransportError(std::error_code code, const std::string& what, Progress progress)
+      : Error(code, what), progress_(progress) {}
 
   const Progress& progress() const noexcept { return progress_; }
+
+  // This error with "<prefix>: " before its message (a back end's name), progress kept.
+  TransportError prefixed(std::string_view prefix) const {
+    const std::string what = workspace::detail::message_of(*this);
+    if (what.compare(0, prefix.size(), prefix) == 0) return *this;
+    return TransportError(code(), std::string(prefix) + ": " + what, progress_);
+  }
 
  private:
   Progress progress_;

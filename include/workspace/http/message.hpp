@@ -1,6 +1,7 @@
 // Requests, responses and their headers.
 #pragma once
 
+#include <workspace/core/deadline.hpp>
 #include <workspace/http/url.hpp>
 #include <workspace/version.hpp>
 
@@ -105,6 +106,14 @@ struct Request {
   bool has_body() const noexcept { return source ? true : !body.empty(); }
 };
 
+// A response's status line and header block, as the parser reads them.
+struct ResponseHead {
+  int version_minor = 1;
+  int status = 0;
+  std::string reason{};
+  Headers headers{};
+};
+
 struct Response {
   int status = 0;
   std::string reason{};
@@ -121,8 +130,11 @@ struct RequestOptions {
   BodySink on_body{};
   Progress on_upload{};              // request body progress
   Progress on_download{};            // response body progress
-  std::optional<std::chrono::milliseconds> timeout{};       // whole request
+  std::optional<std::chrono::milliseconds> timeout{};       // whole request (no_timeout: none)
   std::optional<std::chrono::milliseconds> idle_timeout{};  // longest wait for any one read/write
+  // A deadline of the caller's (a command's timeout, made once for every call it makes): the
+  // exchange ends by it too, whichever of it and `timeout` comes first.
+  Deadline deadline{};
 };
 
 }  // namespace http

@@ -1,7 +1,7 @@
 // Client-wide settings: deadlines, TLS, proxies, limits.
 #pragma once
 
-#include <workspace/http/detail/parser.hpp>
+#include <workspace/core/deadline.hpp>
 #include <workspace/http/url.hpp>
 #include <workspace/version.hpp>
 
@@ -20,14 +20,15 @@ namespace http {
 
 using namespace std::chrono_literals;
 
-// Every wait is bounded: connect and idle always, the whole request when `request` is set.
+// Every wait is bounded: connect and idle always, the whole request when `request` is set. A
+// duration of no_timeout (workspace::no_timeout) is none, as everywhere in the library.
 struct Timeouts {
   // Name resolution, TCP connect, proxy CONNECT and TLS handshake together.
   std::chrono::milliseconds connect{10'000};
   // The longest any single read or write may wait for progress.
   std::chrono::milliseconds idle{60'000};
-  // The whole exchange, from connect to the last body byte; zero means only `idle` bounds it.
-  std::chrono::milliseconds request{0};
+  // The whole exchange, from connect to the last body byte; no_timeout: only `idle` bounds it.
+  std::chrono::milliseconds request = no_timeout;
 };
 
 struct TlsOptions {
@@ -151,6 +152,13 @@ struct ProxySettings {
     if (net.is_v4()) return compare(net.to_v4().to_bytes(), addr.to_v4().to_bytes());
     return compare(net.to_v6().to_bytes(), addr.to_v6().to_bytes());
   }
+};
+
+// Bounds on what a server's response head may hold.
+struct ParserLimits {
+  std::size_t max_header_bytes = 64 * 1024;  // status line + header block (and trailers)
+  std::size_t max_header_count = 256;
+  std::size_t max_chunk_line = 4 * 1024;     // a chunk-size line with its extensions
 };
 
 struct ClientOptions {

@@ -1,9 +1,13 @@
-// Policies for http::Client<Transport, Policies...>. A policy is any type with
+// Policies for http::Client<Transport, Policies...>: authentication, retries, and a back end's
+// own waiting (Daytona's state transitions). A policy sees each attempt before it goes out and
+// its outcome after, and never performs I/O itself, so the same policy serves every way the
+// client is driven:
 //
-//   template <class Next>
-//   Response send(Request& request, const RequestOptions& options, Next&& next);
+//   void prepare(Request& request);                          // before each attempt
+//   Decision decide(const Request& request, const Outcome&); // after it: done, or retry after a wait
 //
-// that calls next(request, options) zero or more times; the first policy listed is outermost.
+// The client asks the policies in the order they are listed; the first that asks for a retry
+// has it. Tests inject faults the same way (a policy whose prepare() throws TransportError).
 #pragma once
 
 #include <workspace/core/detail/random.hpp>
@@ -13,37 +17,93 @@
 
 #include <algorithm>
 #include <chrono>
+#include <concepts>
+#include <exception>
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <thread>
+#include <tuple>
 #include <utility>
 #include <vector>
 
 WORKSPACE_NAMESPACE_BEGIN
 namespace http {
 
+// What an attempt came to: a response (any status), or the failure of the exchange.
+struct Outcome {
+  const Response* response = nullptr;
+  const TransportError* error = nullptr;
+  int attempt = 1;  // 1 for the first
+  std::chrono::steady_clock::time_point first_attempt{};
+};
+
+// A policy's verdict on an outcome.
+struct Decision {
+  std::optional<std::chrono::milliseconds> retry_after{};  // none: done
+
+  static Decision done() noexcept { return {}; }
+  static Decision retry(std::chrono::milliseconds wait) noexcept { return {wait}; }
+  bool retries() const noexcept { return retry_after.has_value(); }
+};
+
+template <class P>
+concept Policy = std::move_constructible<P> &&
+                 requires(P& policy, Request& request, const Request& sent, const Outcome& outcome) {
+                   { policy.prepare(request) } -> std::same_as<void>;
+                   { policy.decide(sent, outcome) } -> std::same_as<Decision>;
+                 };
+
+// A credential shared by every copy of the policy that holds it, and replaceable while requests
+// run on other threads (a runtime's session key changes when it resumes).
+class Credential {
+ public:
+  Credential() = default;
+  explicit Credential(std::string value) : state_(std::make_shared<State>(std::move(value))) {}
+
+  std::string get() const {
+    std::lock_guard lock(state_->mutex);
+    return state_->value;
+  }
+  void set(std::string value) {
+    std::lock_guard lock(state_->mutex);
+    state_->value = std::move(value);
+  }
+
+ private:
+  struct State {
+    State() = default;
+    explicit State(std::string v) : value(std::move(v)) {}
+    mutable std::mutex mutex;
+    std::string value;
+  };
+  std::shared_ptr<State> state_ = std::make_shared<State>();
+};
+
 // Sets one header on every request that does not set it already. The value is a credential
-// and is never part of an error message.
+// and is never part of an error message; set_value() replaces it for every copy of the policy,
+// from any thread.
 class HeaderAuth {
  public:
   HeaderAuth() = default;
   HeaderAuth(std::string name, std::string value) : name_(std::move(name)), value_(std::move(value)) {}
 
-  template <class Next>
-  Response send(Request& request, const RequestOptions& options, Next&& next) {
-    if (!value_.empty() && !request.headers.contains(name_)) request.headers.set(name_, value_);
-    return next(request, options);
+  void prepare(Request& request) const {
+    std::string value = value_.get();
+    if (!value.empty() && !request.headers.contains(name_)) request.headers.set(name_, std::move(value));
   }
+  Decision decide(const Request&, const Outcome&) const noexcept { return Decision::done(); }
 
-  void set_value(std::string value) { value_ = std::move(value); }
+  void set_value(std::string value) { value_.set(std::move(value)); }
+  std::string value() const { return value_.get(); }
   const std::string& name() const noexcept { return name_; }
 
  private:
   std::string name_;
-  std::string value_;
+  Credential value_;
 };
 
 // Authorization: Bearer <token> (Daytona, the runtime API's newer deployments).
@@ -51,6 +111,7 @@ struct BearerAuth : HeaderAuth {
   BearerAuth() : HeaderAuth("Authorization", {}) {}
   explicit BearerAuth(const std::string& token)
       : HeaderAuth("Authorization", token.empty() ? std::string() : "Bearer " + token) {}
+  void set_token(const std::string& token) { set_value(token.empty() ? std::string() : "Bearer " + token); }
 };
 
 // X-API-Key: <key> (the OpenHands runtime API).
@@ -165,32 +226,29 @@ class Retry {
   Retry() = default;
   explicit Retry(RetryOptions options) : options_(std::move(options)) {}
 
-  // Replaces the wait between attempts (tests use it to record delays without sleeping).
-  void set_sleeper(std::function<void(std::chrono::milliseconds)> sleeper) { sleeper_ = std::move(sleeper); }
+  void prepare(Request&) const noexcept {}
 
-  template <class Next>
-  Response send(Request& request, const RequestOptions& options, Next&& next) {
-    auto backoff = options_.initial_backoff;
-    for (int attempt = 1;; ++attempt) {
-      const bool last = attempt >= options_.max_attempts;
-      std::chrono::milliseconds wait{};
-      try {
-        Response response = next(request, options);
-        if (last || !retryable_status(request, response.status)) return response;
-        wait = jittered(backoff);
-        if (const auto* header = response.headers.find("Retry-After")) {
-          const auto asked = detail::parse_retry_after(*header);
-          if (asked && *asked > options_.max_retry_after) return response;
-          if (asked) wait = *asked;
-        }
-      } catch (const TransportError& e) {
-        if (last || !retryable_failure(request, e)) throw;
-        wait = jittered(backoff);
+  // Stateless (the backoff follows from the attempt's number), so one client's requests on
+  // several threads may share it.
+  Decision decide(const Request& request, const Outcome& outcome) const {
+    if (outcome.attempt >= options_.max_attempts) return Decision::done();
+    const auto backoff = backoff_for(outcome.attempt);
+    std::chrono::milliseconds wait{};
+    if (outcome.response) {
+      if (!retryable_status(request, outcome.response->status)) return Decision::done();
+      wait = jittered(backoff);
+      if (const auto* header = outcome.response->headers.find("Retry-After")) {
+        const auto asked = detail::parse_retry_after(*header);
+        if (asked && *asked > options_.max_retry_after) return Decision::done();
+        if (asked) wait = *asked;
       }
-      sleep(wait);
-      backoff = std::min(options_.max_backoff,
-                         std::chrono::milliseconds(static_cast<std::int64_t>(static_cast<double>(backoff.count()) * options_.multiplier)));
+    } else if (outcome.error) {
+      if (!retryable_failure(request, *outcome.error)) return Decision::done();
+      wait = jittered(backoff);
+    } else {
+      return Decision::done();
     }
+    return Decision::retry(wait);
   }
 
   const RetryOptions& options() const noexcept { return options_; }
@@ -214,20 +272,62 @@ class Retry {
     return request.is_idempotent();
   }
 
-  std::chrono::milliseconds jittered(std::chrono::milliseconds backoff) {
+  // initial_backoff, times the multiplier for each attempt after the first, at most max_backoff.
+  std::chrono::milliseconds backoff_for(int attempt) const {
+    double wait = static_cast<double>(options_.initial_backoff.count());
+    for (int i = 1; i < attempt && wait < static_cast<double>(options_.max_backoff.count()); ++i)
+      wait *= options_.multiplier;
+    return std::min(options_.max_backoff, std::chrono::milliseconds(static_cast<std::int64_t>(wait)));
+  }
+
+  std::chrono::milliseconds jittered(std::chrono::milliseconds backoff) const {
     if (!options_.jitter || backoff.count() <= 0) return backoff;
     const auto span = static_cast<std::uint64_t>(backoff.count()) + 1;
     return std::chrono::milliseconds(static_cast<std::int64_t>(workspace::detail::random_u64() % span));
   }
 
-  void sleep(std::chrono::milliseconds wait) {
-    if (sleeper_) sleeper_(wait);
-    else std::this_thread::sleep_for(wait);
-  }
-
   RetryOptions options_{};
-  std::function<void(std::chrono::milliseconds)> sleeper_{};
 };
+
+namespace detail {
+
+// The first policy that asks for a retry has it.
+template <class... Ps>
+Decision decide_all(std::tuple<Ps...>& policies, const Request& request, const Outcome& outcome) {
+  Decision decision;
+  std::apply([&](auto&... p) { ((decision.retries() ? void() : void(decision = p.decide(request, outcome))), ...); },
+             policies);
+  return decision;
+}
+
+
+// Drives one request through `policies`: `attempt(request)` performs one exchange (returning the
+// response or throwing TransportError), `wait(duration)` waits between attempts and returns
+// false when the request's time is up. Returns the last response, or throws the last failure.
+template <class Attempt, class Wait, class... Ps>
+Response run_policies(std::tuple<Ps...>& policies, Request& request, Attempt&& attempt, Wait&& wait) {
+  const auto first = std::chrono::steady_clock::now();
+  for (int number = 1;; ++number) {
+    std::apply([&](auto&... p) { (p.prepare(request), ...); }, policies);
+    std::optional<Response> response;
+    std::exception_ptr failure;
+    Outcome outcome{.attempt = number, .first_attempt = first};
+    try {
+      response.emplace(attempt(request));
+      outcome.response = &*response;
+    } catch (const TransportError& e) {
+      failure = std::current_exception();
+      outcome.error = &e;
+      Decision decision = decide_all(policies, request, outcome);
+      if (!decision.retries() || !wait(*decision.retry_after)) std::rethrow_exception(failure);
+      continue;
+    }
+    Decision decision = decide_all(policies, request, outcome);
+    if (!decision.retries() || !wait(*decision.retry_after)) return std::move(*response);
+  }
+}
+
+}  // namespace detail
 
 }  // namespace http
 WORKSPACE_NAMESPACE_END

@@ -4,15 +4,16 @@
 //   static Stream connect(ctx, origin, deadline)
 // so the client is one template whatever the wire (Beast's transport-as-parameter idea).
 // connect() and what it calls are templates (the context is always asio::io_context), so that a
-// translation unit that includes this header instantiates none of Asio's resolver, socket or TLS
+// translation unit that includes this header instantiates none of Asio's resolver or socket
 // operations until a client actually connects: that keeps the headers cheap to include.
 //
 //   Tcp        http://host[:port][/base]     plain TCP, through HTTP_PROXY when set
-//   Tls        https://host[:port][/base]    TLS over TCP, through HTTPS_PROXY with CONNECT
-//   TcpOrTls   either, chosen by the URL's scheme at run time (remote sandboxes)
 //   UnixSocket /path/to.sock or unix:///path/to.sock
+// and, in their own headers, those that need TLS (<workspace/http/tls.hpp>: Tls, TcpOrTls) and
+// AnyTransport (<workspace/http/any_transport.hpp>). This header parses no OpenSSL header.
 #pragma once
 
+#include <workspace/core/detail/base64.hpp>
 #include <workspace/core/error.hpp>
 #include <workspace/http/detail/io.hpp>
 #include <workspace/http/detail/parser.hpp>
@@ -25,12 +26,8 @@
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/local/stream_protocol.hpp>
-#include <asio/ssl.hpp>
 
-#include <openssl/ssl.h>
-#include <openssl/x509_vfy.h>
 #include <sys/un.h>
-#include <openssl/x509v3.h>
 
 #include <chrono>
 #include <concepts>
@@ -60,56 +57,24 @@ struct Origin {
   std::optional<Url> proxy{};      // the proxy to go through, if any
   std::string proxy_authorization{};  // "Basic ..." from the proxy URL's user information
   bool absolute_form = false;      // plain HTTP through a proxy: targets are absolute URLs
-  std::shared_ptr<asio::ssl::context> tls{};  // shared by all connections: loading CAs is costly
+  // The TLS context (an asio::ssl::context, which only <workspace/http/tls.hpp> knows), shared
+  // by all connections: loading CAs is costly. Empty for plain origins, or when no TLS support
+  // was compiled in.
+  std::shared_ptr<void> tls{};
   TlsOptions tls_options{};
 };
 
-inline std::string base64(std::string_view in) {
-  static constexpr char table[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  const auto byte = [&](std::size_t i) -> std::uint32_t {
-    return i < in.size() ? static_cast<std::uint32_t>(static_cast<unsigned char>(in[i])) : 0u;
-  };
-  std::string out;
-  out.reserve((in.size() + 2) / 3 * 4);
-  for (std::size_t i = 0; i < in.size(); i += 3) {
-    const std::uint32_t v = (byte(i) << 16) | (byte(i + 1) << 8) | byte(i + 2);
-    out += table[(v >> 18) & 63];
-    out += table[(v >> 12) & 63];
-    out += i + 1 < in.size() ? table[(v >> 6) & 63] : '=';
-    out += i + 2 < in.size() ? table[v & 63] : '=';
-  }
-  return out;
-}
-
-inline std::shared_ptr<asio::ssl::context> make_tls_context(const TlsOptions& options) {
-  auto context = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
-  SSL_CTX_set_min_proto_version(context->native_handle(), TLS1_2_VERSION);
-  std::error_code ec;
-  const auto fail = [&](const std::string& what) {
-    throw Error(errc::invalid_argument, "TLS set-up: " + what + ": " + ec.message());
-  };
-  if (!options.ca_file.empty()) {
-    context->load_verify_file(options.ca_file, ec);
-    if (ec) fail("cannot load CA file " + options.ca_file);
-  }
-  if (!options.ca_directory.empty()) {
-    context->add_verify_path(options.ca_directory, ec);
-    if (ec) fail("cannot use CA directory " + options.ca_directory);
-  }
-  if (options.ca_file.empty() && options.ca_directory.empty()) {
-    context->set_default_verify_paths(ec);
-    if (ec) fail("cannot load the system CA store");
-  }
-  if (!options.client_cert_file.empty()) {
-    context->use_certificate_chain_file(options.client_cert_file, ec);
-    if (ec) fail("cannot load client certificate " + options.client_cert_file);
-    context->use_private_key_file(
-        options.client_key_file.empty() ? options.client_cert_file : options.client_key_file,
-        asio::ssl::context::pem, ec);
-    if (ec) fail("cannot load client key");
-  }
-  context->set_verify_mode(options.verify_peer ? asio::ssl::verify_peer : asio::ssl::verify_none);
-  return context;
+// What <workspace/http/tls.hpp> provides to the transports that choose TLS at run time without
+// naming OpenSSL (AnyTransport): set once by that header, wherever in the program it is
+// included.
+struct ErasedStream;
+struct TlsSupport {
+  std::shared_ptr<void> (*make_context)(const TlsOptions&);
+  std::unique_ptr<ErasedStream> (*connect)(asio::io_context&, const Origin&, Clock::time_point);
+};
+inline const TlsSupport*& tls_support() noexcept {
+  static const TlsSupport* support = nullptr;
+  return support;
 }
 
 // "host:port" for messages; the address never carries credentials.
@@ -194,84 +159,6 @@ asio::ip::tcp::socket connect_origin_tcp(Context& ctx, const Origin& origin, Clo
   return std::move(stream.socket());
 }
 
-// TLS over a connected socket: SNI, chain and host-name verification. (A template for build
-// time only; it is always BasicTlsStream<asio::ip::tcp::socket>, that is TlsStream.)
-template <class Socket>
-class BasicTlsStream {
- public:
-  using executor_type = typename Socket::executor_type;
-
-  BasicTlsStream(Socket socket, asio::ssl::context& context)
-      : stream_(std::make_unique<asio::ssl::stream<Socket>>(std::move(socket), context)) {}
-
-  void handshake(asio::io_context& ctx, const Origin& origin, Clock::time_point deadline) {
-    const std::string& name = origin.tls_options.server_name.empty() ? origin.url.host
-                                                                     : origin.tls_options.server_name;
-    SSL* ssl = stream_->native_handle();
-    std::error_code ec;
-    (void)asio::ip::make_address(name, ec);
-    const bool is_ip = !ec;
-    if (!is_ip)  // SNI takes names, not addresses; SSL_set_tlsext_host_name is a C-cast macro
-      SSL_ctrl(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name, const_cast<char*>(name.c_str()));
-    if (origin.tls_options.verify_peer) {
-      // OpenSSL's own RFC 6125 check reports *why* a certificate was refused.
-      X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
-      X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-      if (is_ip) X509_VERIFY_PARAM_set1_ip_asc(param, name.c_str());
-      else X509_VERIFY_PARAM_set1_host(param, name.c_str(), name.size());
-    }
-    bool done = false;
-    stream_->async_handshake(asio::ssl::stream_base::client, [&](const std::error_code& e) {
-      ec = e;
-      done = true;
-    });
-    const std::string where = "TLS handshake with " + host_port(origin.url.host, origin.url.port);
-    if (!run_until(ctx, done, deadline, [&] { close(); })) throw Error(errc::timed_out, where + ": timed out");
-    if (ec) {
-      const long verify = SSL_get_verify_result(ssl);
-      if (verify != X509_V_OK)
-        throw Error(errc::connection_failed,
-                    where + ": certificate refused: " + X509_verify_cert_error_string(verify));
-      throw Error(errc::connection_failed, where + ": " + ec.message());
-    }
-  }
-
-  template <class Buffers, class Handler>
-  void async_read_some(const Buffers& buffers, Handler&& handler) {
-    // A peer that closes without close_notify after a complete message is common and harmless
-    // for framed HTTP messages; the parser decides whether the message was cut.
-    stream_->async_read_some(buffers, [h = std::forward<Handler>(handler)](std::error_code ec, std::size_t n) mutable {
-      if (ec == asio::ssl::error::stream_truncated) ec = asio::error::eof;
-      h(ec, n);
-    });
-  }
-  template <class Buffers, class Handler>
-  void async_write_some(const Buffers& buffers, Handler&& handler) {
-    stream_->async_write_some(buffers, std::forward<Handler>(handler));
-  }
-  executor_type get_executor() { return stream_->get_executor(); }
-  void close() noexcept {
-    std::error_code ignored;
-    stream_->lowest_layer().close(ignored);
-  }
-  void shutdown_send() noexcept {
-    std::error_code ignored;
-    stream_->lowest_layer().shutdown(Socket::shutdown_send, ignored);
-  }
-  int native_handle() { return stream_->lowest_layer().native_handle(); }
-  // Bytes that arrived but wait inside the TLS layer (decrypted, or records not yet decrypted):
-  // poll() on the socket does not see them.
-  bool has_buffered() {
-    SSL* ssl = stream_->native_handle();
-    return SSL_pending(ssl) > 0 || BIO_ctrl_pending(SSL_get_rbio(ssl)) > 0;
-  }
-
- private:
-  std::unique_ptr<asio::ssl::stream<Socket>> stream_;
-};
-
-using TlsStream = BasicTlsStream<asio::ip::tcp::socket>;
-
 // One of several streams, chosen when the connection is made: each operation goes to the one
 // held. The executor is type-erased, since the alternatives' executors may differ in type.
 template <class... Streams>
@@ -316,9 +203,6 @@ class VariantStream {
   std::variant<Streams...> stream_;
 };
 
-// A TCP or a TLS stream, as the URL's scheme said.
-using TcpOrTlsStream = VariantStream<PlainStream<asio::ip::tcp::socket>, TlsStream>;
-
 inline Origin make_url_origin(std::string_view address, const ClientOptions& options) {
   Origin origin;
   origin.url = Url::parse(address);
@@ -334,11 +218,11 @@ inline Origin make_url_origin(std::string_view address, const ClientOptions& opt
   origin.proxy = proxies.proxy_for(origin.url);
   if (origin.proxy) {
     if (!origin.proxy->userinfo.empty())
-      origin.proxy_authorization = "Basic " + base64(percent_decode(origin.proxy->userinfo));
+      origin.proxy_authorization = "Basic " + workspace::detail::base64_encode(percent_decode(origin.proxy->userinfo));
     origin.absolute_form = !origin.url.is_tls();
   }
   origin.tls_options = options.tls;
-  if (origin.url.is_tls()) origin.tls = make_tls_context(options.tls);
+  if (origin.url.is_tls() && tls_support() != nullptr) origin.tls = tls_support()->make_context(options.tls);
   return origin;
 }
 
@@ -355,35 +239,6 @@ struct Tcp {
   template <detail::IoContext Context>
   static Stream connect(Context& ctx, const detail::Origin& origin, detail::Clock::time_point deadline) {
     return Stream(detail::connect_origin_tcp(ctx, origin, deadline, false));
-  }
-};
-
-struct Tls {
-  using Stream = detail::TlsStream;
-
-  static detail::Origin make_origin(std::string_view url, const ClientOptions& options) {
-    auto origin = detail::make_url_origin(url, options);
-    if (!origin.url.is_tls()) throw Error(errc::invalid_argument, "http::Tls needs an https:// URL, not " + origin.description);
-    return origin;
-  }
-  template <detail::IoContext Context>
-  static Stream connect(Context& ctx, const detail::Origin& origin, detail::Clock::time_point deadline) {
-    Stream stream(detail::connect_origin_tcp(ctx, origin, deadline, true), *origin.tls);
-    stream.handshake(ctx, origin, deadline);
-    return stream;
-  }
-};
-
-struct TcpOrTls {
-  using Stream = detail::TcpOrTlsStream;
-
-  static detail::Origin make_origin(std::string_view url, const ClientOptions& options) {
-    return detail::make_url_origin(url, options);
-  }
-  template <detail::IoContext Context>
-  static Stream connect(Context& ctx, const detail::Origin& origin, detail::Clock::time_point deadline) {
-    if (!origin.url.is_tls()) return Stream(Tcp::connect(ctx, origin, deadline));
-    return Stream(Tls::connect(ctx, origin, deadline));
   }
 };
 
@@ -419,24 +274,6 @@ struct UnixSocket {
       throw Error(errc::connection_failed, "connect to " + origin.description + ": no such socket");
     if (ec) throw Error(errc::connection_failed, "connect to " + origin.description + ": " + ec.message());
     return Stream(std::move(socket));
-  }
-};
-
-// unix://, http:// or https://, chosen when the client is made: for addresses that come from
-// configuration, like DOCKER_HOST.
-struct AnyTransport {
-  using Stream = detail::VariantStream<UnixSocket::Stream, Tcp::Stream, Tls::Stream>;
-
-  static detail::Origin make_origin(std::string_view address, const ClientOptions& options) {
-    if (address.substr(0, 7) == "unix://" || (!address.empty() && address.front() == '/'))
-      return UnixSocket::make_origin(address, options);
-    return TcpOrTls::make_origin(address, options);
-  }
-  template <detail::IoContext Context>
-  static Stream connect(Context& ctx, const detail::Origin& origin, detail::Clock::time_point deadline) {
-    if (!origin.unix_path.empty()) return Stream(UnixSocket::connect(ctx, origin, deadline));
-    if (!origin.url.is_tls()) return Stream(Tcp::connect(ctx, origin, deadline));
-    return Stream(Tls::connect(ctx, origin, deadline));
   }
 };
 

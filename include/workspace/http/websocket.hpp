@@ -23,6 +23,7 @@
 // UpgradedConnection::wait_readable).
 #pragma once
 
+#include <workspace/core/detail/base64.hpp>
 #include <workspace/core/detail/random.hpp>
 #include <workspace/core/error.hpp>
 #include <workspace/http/client.hpp>
@@ -73,7 +74,7 @@ inline std::string websocket_accept(std::string_view key) {
   unsigned int size = 0;
   if (EVP_Digest(input.data(), input.size(), digest, &size, EVP_sha1(), nullptr) != 1)
     throw Error(errc::io_error, "websocket handshake: SHA-1 is not available");
-  return base64(std::string_view(reinterpret_cast<const char*>(digest), size));
+  return workspace::detail::base64_encode(std::string_view(reinterpret_cast<const char*>(digest), size));
 }
 
 // n random bytes: masks and keys must be unpredictable to the network path (RFC 6455 §10.3).
@@ -140,7 +141,7 @@ class WebSocket {
                   "WebSocket<Transport> needs a Client<Transport, ...> of the same transport");
     std::array<unsigned char, 16> nonce{};
     detail::websocket_random(nonce.data(), nonce.size());
-    const std::string key = detail::base64(std::string_view(reinterpret_cast<const char*>(nonce.data()), nonce.size()));
+    const std::string key = workspace::detail::base64_encode(std::string_view(reinterpret_cast<const char*>(nonce.data()), nonce.size()));
 
     headers.erase("Sec-WebSocket-Extensions");
     headers.erase("Sec-WebSocket-Accept");

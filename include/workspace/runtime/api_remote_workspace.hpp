@@ -7,22 +7,22 @@
 //                                     .server_image = "ghcr.io/openhands/agent-server:latest"});
 //   ws.execute_command("python3 --version");
 //
-// A runtime already running under options.session_id is attached to (a paused one resumed);
-// otherwise one is started. Readiness has its own budget (startup_wait_timeout), separate from
-// the per-request timeouts, and a runtime that fails or crash-loops ends the wait at once with
-// its pod logs in the Error. On destruction the runtime is stopped, paused (pause_on_close) or
-// left running (keep_alive, detach()). The runtime API key never goes to the agent server and
-// the session key never to the runtime API.
+// A runtime already running under options.attach_to (a session id) is attached to (a paused one
+// resumed); otherwise one is started under that session id, or a new one. Readiness has its own
+// budget (startup_wait_timeout), separate from the per-request timeouts, and a runtime that fails
+// or crash-loops ends the wait at once with its pod logs in the Error. On destruction the runtime
+// is stopped (on_close remove or stop), paused (pause) or left running (keep, detach()). The
+// runtime API key never goes to the agent server and the session key never to the runtime API
+// (runtime/api.hpp, agent/api.hpp).
 #pragma once
 
 #include <workspace/agent/remote_workspace.hpp>
 #include <workspace/core/concepts.hpp>
-#include <workspace/core/detail/shell.hpp>
 #include <workspace/core/detail/validate.hpp>
 #include <workspace/core/error.hpp>
-#include <workspace/http/client.hpp>
-#include <workspace/http/error.hpp>
-#include <workspace/http/transport.hpp>
+#include <workspace/core/options.hpp>
+#include <workspace/runtime/api.hpp>
+#include <workspace/shell/killer.hpp>
 #include <workspace/version.hpp>
 
 #include <nlohmann/json.hpp>
@@ -45,7 +45,9 @@ struct APIRemoteWorkspaceOptions {
   std::string runtime_api_key;  // sent as X-API-Key to the runtime API only
   std::string server_image;     // the agent-server image the runtime API runs
   std::string image_pull_policy = "IfNotPresent";  // Always, IfNotPresent or Never
-  std::string session_id{};     // attach to this session's runtime; empty: a new agent-server-<id>
+  // The session to attach to when its runtime runs (a paused one is resumed), and to start a
+  // runtime under otherwise; empty: a new session agent-server-<random>.
+  std::string attach_to{};
   int resource_factor = 1;      // 1, 2, 4 or 8
   std::optional<std::string> runtime_class = std::string("sysbox-runc");
   std::string target_type = "binary";     // binary or source: picks the server command
@@ -59,32 +61,32 @@ struct APIRemoteWorkspaceOptions {
   // The readiness poll's first and longest pause (it doubles in between).
   std::chrono::milliseconds startup_poll_initial{100};
   std::chrono::milliseconds startup_poll_max{2000};
-  bool keep_alive = false;      // leave the runtime running on destruction
-  bool pause_on_close = false;  // pause it on destruction instead of stopping it
-  http::ClientOptions client{};
-  // Polling, spool and grace settings for the agent server; host, key and working_dir are set
-  // from the runtime.
-  RemoteWorkspaceOptions agent{};
+  // For a runtime it started or attached to: remove or stop (both POST /stop: a stopped runtime
+  // is gone), pause, or keep it running.
+  OnClose on_close = OnClose::remove;
+  http::ClientOptions http{};       // for both the runtime API and the agent server
+  AgentCommandSettings commands{};  // how commands run on the runtime's agent server
 };
 
-template <class Client = http::Client<http::TcpOrTls>>
+template <class Transport = http::TcpOrTls>
 class BasicAPIRemoteWorkspace {
  public:
-  using agent_type = BasicRemoteWorkspace<Client>;
+  using api_type = runtime::BasicApi<http::Client<Transport, http::ApiKeyAuth>>;
+  using agent_type = BasicRemoteWorkspace<http::Client<Transport, http::SessionApiKeyAuth>>;
 
   explicit BasicAPIRemoteWorkspace(APIRemoteWorkspaceOptions options) : state_(std::make_unique<State>()) {
     state_->options = std::move(options);
     auto& o = state_->options;
     validate(o);
-    while (!o.runtime_api_url.empty() && o.runtime_api_url.back() == '/') o.runtime_api_url.pop_back();
-    if (o.session_id.empty()) o.session_id = "agent-server-" + workspace::detail::random_token();
-    state_->api = std::make_unique<Client>(o.runtime_api_url, o.client);
+    state_->session_id = o.attach_to.empty() ? "agent-server-" + shell::random_token() : o.attach_to;
+    state_->api = std::make_unique<api_type>(o.runtime_api_url, o.runtime_api_key, o.http);
+    state_->on_close = o.on_close;
     try {
       start_or_attach();
     } catch (...) {
       // A failed start stops what it started, whatever on_close says: nobody holds its id.
-      if (state_->started_here) stop_quietly();
-      else close_quietly();
+      if (state_->started_here) state_->on_close = OnClose::remove;
+      close_quietly();
       throw;
     }
   }
@@ -101,53 +103,38 @@ class BasicAPIRemoteWorkspace {
 
   const std::string& working_dir() const noexcept { return state_->options.working_dir; }
   const std::string& id() const noexcept { return state_->runtime_id; }  // the runtime id
-  const std::string& session_id() const noexcept { return state_->options.session_id; }
+  const std::string& session_id() const noexcept { return state_->session_id; }
   const std::string& url() const noexcept { return state_->url; }  // the agent server's base URL
   agent_type& agent() { return *state_->agent; }
+  api_type& api() { return *state_->api; }
 
   // Leaves the runtime running when this workspace goes away.
-  void detach() noexcept { state_->options.keep_alive = true; }
+  void detach() noexcept { state_->on_close = OnClose::keep; }
 
-  void pause() {
-    runtime_call("POST", "/pause", nlohmann::json{{"runtime_id", require_runtime()}}, state_->options.api_timeout);
-  }
+  void pause() { state_->api->pause(require_runtime(), state_->options.api_timeout); }
 
   // Resumes, waits until ready, and takes the session key the runtime now has (a resumed
   // runtime may issue a new one and refuse the old).
   void resume() {
-    const auto answer =
-        runtime_call("POST", "/resume", nlohmann::json{{"runtime_id", require_runtime()}}, state_->options.init_timeout);
-    take_connection(answer, false);
+    take_connection(state_->api->resume(require_runtime(), state_->options.init_timeout), false);
     wait_until_ready();
   }
 
   // The runtime as the runtime API describes it now (status, pod_status, restarts, ...).
-  nlohmann::json describe() { return *get_session(); }
+  nlohmann::json describe() {
+    auto found = state_->api->session(state_->session_id, state_->options.api_timeout);
+    if (!found) throw Error(errc::not_found, "runtime API: no session " + state_->session_id);
+    return *found;
+  }
 
   // Stops the runtime of a session (what a kept workspace's session_id() names) or a runtime
   // id, through the runtime API in `options`, without attaching (which would resume a paused
   // one): for another thread or process than its owner (a signal handler's cleanup, say). Only
-  // the URL and key of `options` are used.
+  // the URL, key and http of `options` are used.
   static void remove(const std::string& session_or_runtime_id, const APIRemoteWorkspaceOptions& options) {
     if (options.runtime_api_url.empty() || options.runtime_api_key.empty())
       throw Error(errc::invalid_argument, "APIRemoteWorkspace: runtime_api_url and runtime_api_key are needed");
-    std::string url = options.runtime_api_url;
-    while (!url.empty() && url.back() == '/') url.pop_back();
-    Client api(url, options.client);
-    http::Headers headers;
-    headers.set("X-API-Key", options.runtime_api_key);
-    http::RequestOptions o;
-    o.timeout = std::chrono::seconds(30);
-    std::string runtime_id = session_or_runtime_id;
-    try {
-      const auto session =
-          api.request_json("GET", http::make_target("/sessions/" + session_or_runtime_id), std::nullopt, o, headers);
-      if (session.is_object() && session.contains("runtime_id") && session["runtime_id"].is_string())
-        runtime_id = session["runtime_id"].template get<std::string>();
-    } catch (const Error& e) {
-      if (e.http_status() != 404) throw;
-    }
-    api.request_json("POST", "/stop", nlohmann::json{{"runtime_id", runtime_id}}, o, std::move(headers));
+    api_type(options.runtime_api_url, options.runtime_api_key, options.http).remove(session_or_runtime_id);
   }
 
   CommandResult execute_command(const std::string& command, const CommandOptions& options = {}) {
@@ -171,11 +158,13 @@ class BasicAPIRemoteWorkspace {
  private:
   struct State {
     APIRemoteWorkspaceOptions options;
-    std::unique_ptr<Client> api;
+    std::unique_ptr<api_type> api;
     std::optional<agent_type> agent;
+    std::string session_id;
     std::string runtime_id;
     std::string url;
     std::string session_api_key;
+    OnClose on_close = OnClose::remove;
     bool started_here = false;
   };
 
@@ -197,26 +186,6 @@ class BasicAPIRemoteWorkspace {
   const std::string& require_runtime() const {
     if (state_->runtime_id.empty()) throw Error(errc::bad_state, "APIRemoteWorkspace: no runtime");
     return state_->runtime_id;
-  }
-
-  nlohmann::json runtime_call(std::string method, std::string target, const std::optional<nlohmann::json>& body,
-                              std::chrono::milliseconds timeout) {
-    http::Headers headers;
-    headers.set("X-API-Key", state_->options.runtime_api_key);
-    http::RequestOptions o;
-    o.timeout = timeout;
-    return state_->api->request_json(std::move(method), std::move(target), body, o, std::move(headers));
-  }
-
-  // GET /sessions/{id}; none when the runtime API knows no such session.
-  std::optional<nlohmann::json> get_session() {
-    try {
-      return runtime_call("GET", http::make_target("/sessions/" + state_->options.session_id), std::nullopt,
-                          state_->options.api_timeout);
-    } catch (const Error& e) {
-      if (e.http_status() == 404) return std::nullopt;
-      throw;
-    }
   }
 
   static std::string lower(std::string s) {
@@ -259,7 +228,7 @@ class BasicAPIRemoteWorkspace {
                            {"command", command},
                            {"working_dir", "/"},
                            {"environment", environment},
-                           {"session_id", o.session_id},
+                           {"session_id", state_->session_id},
                            {"run_as_user", 10001},
                            {"fs_group", 10001},
                            {"image_pull_policy", o.image_pull_policy}};
@@ -269,27 +238,22 @@ class BasicAPIRemoteWorkspace {
   }
 
   void start_or_attach() {
-    const auto existing = get_session();
+    const auto& o = state_->options;
+    const auto existing = state_->api->session(state_->session_id, o.api_timeout);
     const std::string status = existing ? lower(text_of(*existing, "status")) : std::string();
     if (status == "running" || status == "paused" || status == "starting") {
       take_connection(*existing, true);
-      if (status == "paused") resume_runtime();
+      if (status == "paused") take_connection(state_->api->resume(require_runtime(), o.init_timeout), false);
     } else {
-      const auto answer = runtime_call("POST", "/start", start_body(), state_->options.init_timeout);
+      const auto answer = state_->api->start(start_body(), o.init_timeout);
       state_->started_here = true;
       take_connection(answer, true);
     }
     wait_until_ready();
   }
 
-  void resume_runtime() {
-    const auto answer =
-        runtime_call("POST", "/resume", nlohmann::json{{"runtime_id", require_runtime()}}, state_->options.init_timeout);
-    take_connection(answer, false);
-  }
-
   [[noreturn]] void fail_runtime(const nlohmann::json& runtime, const std::string& pod_status) {
-    std::string text = "runtime " + state_->runtime_id + " (session " + state_->options.session_id + ") is " + pod_status;
+    std::string text = "runtime API: runtime " + state_->runtime_id + " (session " + state_->session_id + ") is " + pod_status;
     if (pod_status == "crashloopbackoff") text += " (often out of memory; try a larger resource_factor)";
     if (runtime.contains("restart_count") && runtime["restart_count"].is_number())
       text += "; restarts: " + runtime["restart_count"].dump();
@@ -308,7 +272,7 @@ class BasicAPIRemoteWorkspace {
     std::string last = "not found";
     nlohmann::json last_runtime;
     for (;;) {
-      const auto runtime = get_session();
+      const auto runtime = state_->api->session(state_->session_id, o.api_timeout);
       if (runtime) {
         last_runtime = *runtime;
         take_connection(*runtime, false);
@@ -320,7 +284,7 @@ class BasicAPIRemoteWorkspace {
       }
       const auto now = std::chrono::steady_clock::now();
       if (now >= deadline) {
-        std::string text = "runtime API: runtime for session " + o.session_id + " was not ready within " +
+        std::string text = "runtime API: runtime for session " + state_->session_id + " was not ready within " +
                            std::to_string(std::chrono::duration<double>(o.startup_wait_timeout).count()) + " s (pod_status " + last + ")";
         if (last_runtime.is_object() && last_runtime.contains("events")) text += "; events: " + last_runtime["events"].dump();
         throw Error(errc::timed_out, text);
@@ -335,32 +299,22 @@ class BasicAPIRemoteWorkspace {
   bool connect_agent() {
     auto& s = *state_;
     if (!s.agent || s.agent->host() != s.url) {
-      RemoteWorkspaceOptions a = s.options.agent;
-      a.host = s.url;
-      a.session_api_key = s.session_api_key;
-      a.working_dir = s.options.working_dir;
-      a.client = s.options.client;
-      s.agent.emplace(std::move(a));
+      s.agent.emplace(RemoteWorkspaceOptions{.host = s.url,
+                                             .session_api_key = s.session_api_key,
+                                             .working_dir = s.options.working_dir,
+                                             .http = s.options.http,
+                                             .commands = s.options.commands});
     } else {
       s.agent->set_session_api_key(s.session_api_key);
     }
     return s.agent->alive();
   }
 
-  void stop_quietly() noexcept {
-    if (state_->runtime_id.empty()) return;
-    try {
-      runtime_call("POST", "/stop", nlohmann::json{{"runtime_id", state_->runtime_id}}, std::chrono::seconds(30));
-    } catch (...) {
-    }
-    state_->runtime_id.clear();
-  }
-
   void close_quietly() noexcept {
-    if (!state_ || state_->runtime_id.empty() || state_->options.keep_alive) return;
+    if (!state_ || state_->runtime_id.empty() || state_->on_close == OnClose::keep) return;
     try {
-      const char* action = state_->options.pause_on_close ? "/pause" : "/stop";
-      runtime_call("POST", action, nlohmann::json{{"runtime_id", state_->runtime_id}}, std::chrono::seconds(30));
+      if (state_->on_close == OnClose::pause) state_->api->pause(state_->runtime_id, std::chrono::seconds(30));
+      else state_->api->stop(state_->runtime_id, std::chrono::seconds(30));
     } catch (...) {
       // A destructor cannot report; the runtime API's own idle reaping is the fallback.
     }

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <string>
 
 #include <unistd.h>
@@ -42,6 +43,15 @@ inline std::string host_name() {
   char buffer[256] = {};
   ::gethostname(buffer, sizeof buffer - 1);
   return buffer;
+}
+
+// The labels that name this process as the owner of what it creates.
+inline std::map<std::string, std::string> owner_labels() {
+  const long pid = static_cast<long>(::getpid());
+  return {{managed_label, "true"},
+          {owner_pid_label, std::to_string(pid)},
+          {owner_start_label, process_start_time(pid)},
+          {owner_host_label, host_name()}};
 }
 
 // True when the process that labelled something as its own (pid and start time) still runs.

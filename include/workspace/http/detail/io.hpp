@@ -3,6 +3,7 @@
 // the pending operation (Beast's timeout model). No threads, no signals.
 #pragma once
 
+#include <workspace/core/deadline.hpp>
 #include <workspace/core/error.hpp>
 #include <workspace/version.hpp>
 
@@ -27,12 +28,11 @@
 WORKSPACE_NAMESPACE_BEGIN
 namespace http::detail {
 
-using Clock = std::chrono::steady_clock;
-inline constexpr Clock::time_point no_deadline = Clock::time_point::max();
+using Clock = Deadline::clock;
+inline constexpr Clock::time_point no_deadline = Deadline::none().when();
 
-inline Clock::time_point deadline_after(std::chrono::milliseconds d) noexcept {
-  return d.count() > 0 ? Clock::now() + d : no_deadline;
-}
+// `d` from now; no_timeout is none.
+inline Clock::time_point deadline_after(std::chrono::milliseconds d) noexcept { return Deadline::after(d).when(); }
 
 inline Clock::time_point earliest(Clock::time_point a, Clock::time_point b) noexcept {
   return a < b ? a : b;

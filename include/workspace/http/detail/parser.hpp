@@ -9,6 +9,7 @@
 
 #include <workspace/core/error.hpp>
 #include <workspace/http/message.hpp>
+#include <workspace/http/options.hpp>
 #include <workspace/version.hpp>
 
 #include <cstddef>
@@ -19,19 +20,6 @@
 
 WORKSPACE_NAMESPACE_BEGIN
 namespace http {
-
-struct ParserLimits {
-  std::size_t max_header_bytes = 64 * 1024;  // status line + header block (and trailers)
-  std::size_t max_header_count = 256;
-  std::size_t max_chunk_line = 4 * 1024;     // a chunk-size line with its extensions
-};
-
-struct ResponseHead {
-  int version_minor = 1;
-  int status = 0;
-  std::string reason{};
-  Headers headers{};
-};
 
 namespace detail {
 
@@ -48,12 +36,6 @@ inline bool is_token_char(char c) noexcept {
     default:
       return false;
   }
-}
-
-inline std::string_view trim_ows(std::string_view s) noexcept {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
 }
 
 // True when the comma-separated header value lists `token` (case-insensitively).

@@ -1,4 +1,4 @@
-// File transfers for workspaces that move a file in one HTTP request (the agent server, the
+// File transfers for the back ends that move a file in one HTTP request (the agent server, the
 // Daytona toolbox): a download streamed into a temporary file renamed into place, or into memory,
 // and the progress of a file sent as the one file part of a multipart body.
 #pragma once
@@ -18,7 +18,7 @@
 #include <string_view>
 
 WORKSPACE_NAMESPACE_BEGIN
-namespace http::detail {
+namespace shell {
 
 inline FileOperationResult failed_transfer(FileOperationResult result, std::string why) {
   result.success = false;
@@ -38,7 +38,7 @@ FileOperationResult download_to_file(const std::string& remote, const std::strin
   if (!pending) return failed_transfer(std::move(result), "file_download " + remote + ": " + error);
   std::uint64_t written = 0;
   bool write_failed = false;
-  RequestOptions o;
+  http::RequestOptions o;
   o.on_body = [&](std::string_view data) {
     if (!pending->write(data.data(), data.size(), error)) {
       write_failed = true;
@@ -67,7 +67,7 @@ template <class Fetch>
 FileReadResult download_to_memory(const std::string& remote, Fetch&& fetch) {
   FileReadResult result{.path = remote};
   std::string content;
-  RequestOptions o;
+  http::RequestOptions o;
   o.on_body = [&](std::string_view data) {
     content.append(data);
     return true;
@@ -93,7 +93,7 @@ inline std::string file_name_of(const std::string& remote) {
 
 // Maps the progress of a whole multipart body whose last part holds the file's `size` bytes
 // onto the file's own bytes. `options` must outlive the request.
-inline Progress file_part_progress(const Multipart& form, std::uint64_t size, const TransferOptions& options) {
+inline http::Progress file_part_progress(const http::Multipart& form, std::uint64_t size, const TransferOptions& options) {
   if (!options.on_progress) return {};
   // The closing boundary and the CRLF before it follow the file's bytes.
   const std::uint64_t head = form.size() - size - (form.boundary().size() + 8);
@@ -102,5 +102,5 @@ inline Progress file_part_progress(const Multipart& form, std::uint64_t size, co
   };
 }
 
-}  // namespace http::detail
+}  // namespace shell
 WORKSPACE_NAMESPACE_END

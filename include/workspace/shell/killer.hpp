@@ -1,6 +1,6 @@
-// Shell snippets shared by the workspaces that run commands through a remote /bin/sh (Docker,
-// the agent server): quoting, per-command tokens, and the killer that finds a command's
-// processes by the token in their environment.
+// What every back end that runs commands through a shell it does not own needs to find and kill
+// them again: a word quoted for /bin/sh, a random per-command token, and the killer, a shell
+// snippet that kills every process carrying the token in its environment.
 #pragma once
 
 #include <workspace/core/detail/random.hpp>
@@ -10,7 +10,7 @@
 #include <string_view>
 
 WORKSPACE_NAMESPACE_BEGIN
-namespace detail {
+namespace shell {
 
 // A word for /bin/sh, whatever it holds: '...' with each ' written as '\''.
 inline std::string shell_quote(std::string_view s) {
@@ -27,7 +27,7 @@ inline std::string shell_quote(std::string_view s) {
 inline std::string random_token() {
   static constexpr char digits[] = "0123456789abcdef";
   unsigned char bytes[16];
-  random_fill(bytes, sizeof bytes);
+  workspace::detail::random_fill(bytes, sizeof bytes);
   std::string out;
   for (const unsigned char b : bytes) {
     out += digits[b >> 4];
@@ -53,5 +53,5 @@ inline constexpr const char* exec_killer =
     "for f in $l; do q=${f#/proc/}; q=${q%/environ}; [ \"$q\" = \"$$\" ] && continue; "
     "kill -9 \"$q\" 2>/dev/null && found=1; done; [ -z \"$found\" ] && break; done; :";
 
-}  // namespace detail
+}  // namespace shell
 WORKSPACE_NAMESPACE_END

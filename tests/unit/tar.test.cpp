@@ -3,7 +3,7 @@
 // built to escape the destination (no network, no Docker).
 #define _GLIBCXX_ASSERTIONS 1  // out-of-range string_view/vector access aborts instead of reading junk
 
-#include <workspace/docker/tar.hpp>
+#include <workspace/tar.hpp>
 
 #include "../support/error_from.hpp"
 
@@ -31,7 +31,7 @@
 namespace {
 
 using namespace workspace;
-namespace tar = workspace::docker::tar;
+namespace tar = workspace::tar;
 namespace fs = std::filesystem;
 using workspace_test::error_from;
 
@@ -102,7 +102,7 @@ std::string shell_quote(std::string_view s) {
 }
 
 // Pulls a source to its end, `capacity` bytes at a time.
-std::string drain(http::BodySource source, std::size_t capacity) {
+std::string drain(tar::Writer::Source source, std::size_t capacity) {
   std::string out;
   std::vector<char> buffer(capacity);
   for (;;) {

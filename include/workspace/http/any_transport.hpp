@@ -1,0 +1,40 @@
+// AnyTransport: unix://, http:// or https://, chosen when the client is made, for addresses that
+// come from configuration (DOCKER_HOST). It names no OpenSSL type: https:// works when some
+// translation unit of the program includes <workspace/http/tls.hpp> (the umbrella headers and
+// the remote back ends' do), and is otherwise an Error saying so.
+#pragma once
+
+#include <workspace/core/error.hpp>
+#include <workspace/http/detail/erased_stream.hpp>
+#include <workspace/http/detail/io.hpp>
+#include <workspace/http/options.hpp>
+#include <workspace/http/transport.hpp>
+#include <workspace/version.hpp>
+
+#include <string_view>
+
+WORKSPACE_NAMESPACE_BEGIN
+namespace http {
+
+struct AnyTransport {
+  using Stream = detail::VariantStream<UnixSocket::Stream, Tcp::Stream, detail::ErasedStreamHandle>;
+
+  static detail::Origin make_origin(std::string_view address, const ClientOptions& options) {
+    if (address.substr(0, 7) == "unix://" || (!address.empty() && address.front() == '/'))
+      return UnixSocket::make_origin(address, options);
+    auto origin = detail::make_url_origin(address, options);
+    if (origin.url.is_tls() && detail::tls_support() == nullptr)
+      throw Error(errc::unsupported, "https:// needs TLS support: include <workspace/http/tls.hpp> in one "
+                                     "translation unit of the program (" + origin.description + ")");
+    return origin;
+  }
+  template <detail::IoContext Context>
+  static Stream connect(Context& ctx, const detail::Origin& origin, detail::Clock::time_point deadline) {
+    if (!origin.unix_path.empty()) return Stream(UnixSocket::connect(ctx, origin, deadline));
+    if (!origin.url.is_tls()) return Stream(Tcp::connect(ctx, origin, deadline));
+    return Stream(detail::ErasedStreamHandle(detail::tls_support()->connect(ctx, origin, deadline)));
+  }
+};
+
+}  // namespace http
+WORKSPACE_NAMESPACE_END

@@ -1,0 +1,75 @@
+// A stream behind a virtual interface, for the one alternative of AnyTransport that must not
+// name its type (TLS: naming it would make every user of AnyTransport parse OpenSSL's headers).
+// The operations take handlers of any type, as Asio's do; each is moved into a callback that
+// the implementation completes on the stream's executor.
+#pragma once
+
+#include <workspace/version.hpp>
+
+#include <asio/any_io_executor.hpp>
+#include <asio/buffer.hpp>
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <system_error>
+#include <utility>
+
+WORKSPACE_NAMESPACE_BEGIN
+namespace http::detail {
+
+struct ErasedStream {
+  using Callback = std::function<void(std::error_code, std::size_t)>;
+
+  virtual ~ErasedStream() = default;
+  virtual void read_some(asio::mutable_buffer buffer, Callback done) = 0;
+  virtual void write_some(asio::const_buffer buffer, Callback done) = 0;
+  virtual asio::any_io_executor executor() = 0;
+  virtual void close() noexcept = 0;
+  virtual void shutdown_send() noexcept = 0;
+  virtual int native_handle() = 0;
+  virtual bool has_buffered() = 0;
+};
+
+// Makes a handler of any type (move-only ones too) a copyable callback.
+template <class Handler>
+ErasedStream::Callback erase_handler(Handler&& handler) {
+  auto held = std::make_shared<std::decay_t<Handler>>(std::forward<Handler>(handler));
+  return [held](std::error_code ec, std::size_t n) { (*held)(ec, n); };
+}
+
+// The first non-empty buffer of a sequence: one read or write may move fewer bytes than asked.
+template <class Buffers, class Buffer>
+Buffer first_buffer(const Buffers& buffers) {
+  for (auto it = asio::buffer_sequence_begin(buffers); it != asio::buffer_sequence_end(buffers); ++it)
+    if (Buffer b(*it); b.size() > 0) return b;
+  return Buffer();
+}
+
+// The erased stream as an Asio stream the client can hold by value.
+class ErasedStreamHandle {
+ public:
+  using executor_type = asio::any_io_executor;
+
+  explicit ErasedStreamHandle(std::unique_ptr<ErasedStream> stream) : stream_(std::move(stream)) {}
+
+  template <class Buffers, class Handler>
+  void async_read_some(const Buffers& buffers, Handler&& handler) {
+    stream_->read_some(first_buffer<Buffers, asio::mutable_buffer>(buffers), erase_handler(std::forward<Handler>(handler)));
+  }
+  template <class Buffers, class Handler>
+  void async_write_some(const Buffers& buffers, Handler&& handler) {
+    stream_->write_some(first_buffer<Buffers, asio::const_buffer>(buffers), erase_handler(std::forward<Handler>(handler)));
+  }
+  executor_type get_executor() { return stream_->executor(); }
+  void close() noexcept { stream_->close(); }
+  void shutdown_send() noexcept { stream_->shutdown_send(); }
+  int native_handle() { return stream_->native_handle(); }
+  bool has_buffered() { return stream_->has_buffered(); }
+
+ private:
+  std::unique_ptr<ErasedStream> stream_;
+};
+
+}  // namespace http::detail
+WORKSPACE_NAMESPACE_END

@@ -1,0 +1,216 @@
+// TLS: the transports that speak it (Tls for https://, TcpOrTls for either, chosen by the URL's
+// scheme) and what AnyTransport needs to speak it too. The one header of the HTTP layer that
+// includes OpenSSL's: a translation unit that never includes it (directly, through
+// <workspace/http.hpp> or the remote back ends' headers) parses none of them, and a program none
+// of whose translation units includes it need not link OpenSSL.
+//
+// TLS verifies the chain and the host name (or IP address) by default, against the system store
+// or TlsOptions::ca_file/ca_directory; SNI is sent; a client certificate is optional.
+#pragma once
+
+#include <workspace/core/error.hpp>
+#include <workspace/http/detail/erased_stream.hpp>
+#include <workspace/http/detail/io.hpp>
+#include <workspace/http/options.hpp>
+#include <workspace/http/transport.hpp>
+#include <workspace/version.hpp>
+
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/ssl.hpp>
+
+#include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+
+WORKSPACE_NAMESPACE_BEGIN
+namespace http {
+
+namespace detail {
+
+inline std::shared_ptr<asio::ssl::context> make_tls_context(const TlsOptions& options) {
+  auto context = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
+  SSL_CTX_set_min_proto_version(context->native_handle(), TLS1_2_VERSION);
+  std::error_code ec;
+  const auto fail = [&](const std::string& what) {
+    throw Error(errc::invalid_argument, "TLS set-up: " + what + ": " + ec.message());
+  };
+  if (!options.ca_file.empty()) {
+    context->load_verify_file(options.ca_file, ec);
+    if (ec) fail("cannot load CA file " + options.ca_file);
+  }
+  if (!options.ca_directory.empty()) {
+    context->add_verify_path(options.ca_directory, ec);
+    if (ec) fail("cannot use CA directory " + options.ca_directory);
+  }
+  if (options.ca_file.empty() && options.ca_directory.empty()) {
+    context->set_default_verify_paths(ec);
+    if (ec) fail("cannot load the system CA store");
+  }
+  if (!options.client_cert_file.empty()) {
+    context->use_certificate_chain_file(options.client_cert_file, ec);
+    if (ec) fail("cannot load client certificate " + options.client_cert_file);
+    context->use_private_key_file(
+        options.client_key_file.empty() ? options.client_cert_file : options.client_key_file,
+        asio::ssl::context::pem, ec);
+    if (ec) fail("cannot load client key");
+  }
+  context->set_verify_mode(options.verify_peer ? asio::ssl::verify_peer : asio::ssl::verify_none);
+  return context;
+}
+
+// TLS over a connected socket: SNI, chain and host-name verification. (A template for build
+// time only; it is always BasicTlsStream<asio::ip::tcp::socket>, that is TlsStream.)
+template <class Socket>
+class BasicTlsStream {
+ public:
+  using executor_type = typename Socket::executor_type;
+
+  BasicTlsStream(Socket socket, asio::ssl::context& context)
+      : stream_(std::make_unique<asio::ssl::stream<Socket>>(std::move(socket), context)) {}
+
+  void handshake(asio::io_context& ctx, const Origin& origin, Clock::time_point deadline) {
+    const std::string& name = origin.tls_options.server_name.empty() ? origin.url.host
+                                                                     : origin.tls_options.server_name;
+    SSL* ssl = stream_->native_handle();
+    std::error_code ec;
+    (void)asio::ip::make_address(name, ec);
+    const bool is_ip = !ec;
+    if (!is_ip)  // SNI takes names, not addresses; SSL_set_tlsext_host_name is a C-cast macro
+      SSL_ctrl(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name, const_cast<char*>(name.c_str()));
+    if (origin.tls_options.verify_peer) {
+      // OpenSSL's own RFC 6125 check reports *why* a certificate was refused.
+      X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
+      X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+      if (is_ip) X509_VERIFY_PARAM_set1_ip_asc(param, name.c_str());
+      else X509_VERIFY_PARAM_set1_host(param, name.c_str(), name.size());
+    }
+    bool done = false;
+    stream_->async_handshake(asio::ssl::stream_base::client, [&](const std::error_code& e) {
+      ec = e;
+      done = true;
+    });
+    const std::string where = "TLS handshake with " + host_port(origin.url.host, origin.url.port);
+    if (!run_until(ctx, done, deadline, [&] { close(); })) throw Error(errc::timed_out, where + ": timed out");
+    if (ec) {
+      const long verify = SSL_get_verify_result(ssl);
+      if (verify != X509_V_OK)
+        throw Error(errc::connection_failed,
+                    where + ": certificate refused: " + X509_verify_cert_error_string(verify));
+      throw Error(errc::connection_failed, where + ": " + ec.message());
+    }
+  }
+
+  template <class Buffers, class Handler>
+  void async_read_some(const Buffers& buffers, Handler&& handler) {
+    // A peer that closes without close_notify after a complete message is common and harmless
+    // for framed HTTP messages; the parser decides whether the message was cut.
+    stream_->async_read_some(buffers, [h = std::forward<Handler>(handler)](std::error_code ec, std::size_t n) mutable {
+      if (ec == asio::ssl::error::stream_truncated) ec = asio::error::eof;
+      h(ec, n);
+    });
+  }
+  template <class Buffers, class Handler>
+  void async_write_some(const Buffers& buffers, Handler&& handler) {
+    stream_->async_write_some(buffers, std::forward<Handler>(handler));
+  }
+  executor_type get_executor() { return stream_->get_executor(); }
+  void close() noexcept {
+    std::error_code ignored;
+    stream_->lowest_layer().close(ignored);
+  }
+  void shutdown_send() noexcept {
+    std::error_code ignored;
+    stream_->lowest_layer().shutdown(Socket::shutdown_send, ignored);
+  }
+  int native_handle() { return stream_->lowest_layer().native_handle(); }
+  // Bytes that arrived but wait inside the TLS layer (decrypted, or records not yet decrypted):
+  // poll() on the socket does not see them.
+  bool has_buffered() {
+    SSL* ssl = stream_->native_handle();
+    return SSL_pending(ssl) > 0 || BIO_ctrl_pending(SSL_get_rbio(ssl)) > 0;
+  }
+
+ private:
+  std::unique_ptr<asio::ssl::stream<Socket>> stream_;
+};
+
+using TlsStream = BasicTlsStream<asio::ip::tcp::socket>;
+
+// A TCP or a TLS stream, as the URL's scheme said.
+using TcpOrTlsStream = VariantStream<PlainStream<asio::ip::tcp::socket>, TlsStream>;
+
+}  // namespace detail
+
+struct Tls {
+  using Stream = detail::TlsStream;
+
+  static detail::Origin make_origin(std::string_view url, const ClientOptions& options) {
+    auto origin = detail::make_url_origin(url, options);
+    if (!origin.url.is_tls()) throw Error(errc::invalid_argument, "http::Tls needs an https:// URL, not " + origin.description);
+    if (!origin.tls) origin.tls = detail::make_tls_context(options.tls);
+    return origin;
+  }
+  template <detail::IoContext Context>
+  static Stream connect(Context& ctx, const detail::Origin& origin, detail::Clock::time_point deadline) {
+    Stream stream(detail::connect_origin_tcp(ctx, origin, deadline, true),
+                  *std::static_pointer_cast<asio::ssl::context>(origin.tls));
+    stream.handshake(ctx, origin, deadline);
+    return stream;
+  }
+};
+
+struct TcpOrTls {
+  using Stream = detail::TcpOrTlsStream;
+
+  static detail::Origin make_origin(std::string_view url, const ClientOptions& options) {
+    auto origin = detail::make_url_origin(url, options);
+    if (origin.url.is_tls() && !origin.tls) origin.tls = detail::make_tls_context(options.tls);
+    return origin;
+  }
+  template <detail::IoContext Context>
+  static Stream connect(Context& ctx, const detail::Origin& origin, detail::Clock::time_point deadline) {
+    if (!origin.url.is_tls()) return Stream(Tcp::connect(ctx, origin, deadline));
+    return Stream(Tls::connect(ctx, origin, deadline));
+  }
+};
+
+namespace detail {
+
+// TLS for AnyTransport, behind ErasedStream.
+class ErasedTlsStream final : public ErasedStream {
+ public:
+  explicit ErasedTlsStream(TlsStream stream) : stream_(std::move(stream)) {}
+  void read_some(asio::mutable_buffer buffer, Callback done) override {
+    stream_.async_read_some(buffer, std::move(done));
+  }
+  void write_some(asio::const_buffer buffer, Callback done) override {
+    stream_.async_write_some(buffer, std::move(done));
+  }
+  asio::any_io_executor executor() override { return stream_.get_executor(); }
+  void close() noexcept override { stream_.close(); }
+  void shutdown_send() noexcept override { stream_.shutdown_send(); }
+  int native_handle() override { return stream_.native_handle(); }
+  bool has_buffered() override { return stream_.has_buffered(); }
+
+ private:
+  TlsStream stream_;
+};
+
+inline const TlsSupport tls_support_of_this_header{
+    [](const TlsOptions& options) -> std::shared_ptr<void> { return make_tls_context(options); },
+    [](asio::io_context& ctx, const Origin& origin, Clock::time_point deadline) -> std::unique_ptr<ErasedStream> {
+      return std::make_unique<ErasedTlsStream>(Tls::connect(ctx, origin, deadline));
+    }};
+// Set during the program's start, once per program whichever translation units include this.
+inline const bool tls_support_registered = (tls_support() = &tls_support_of_this_header, true);
+
+}  // namespace detail
+}  // namespace http
+WORKSPACE_NAMESPACE_END
