@@ -6,7 +6,7 @@ include(CMakePackageConfigHelpers)
 # Header-only and architecture-independent, so the package lives under share/ (as nlohmann_json).
 set(WORKSPACE_CONFIG_DIR "${CMAKE_INSTALL_DATADIR}/cmake/workspace")
 
-install(TARGETS workspace
+install(TARGETS workspace workspace_headers
   EXPORT workspace-targets
   FILE_SET HEADERS
   FILE_SET gtest_headers)

@@ -1,8 +1,9 @@
-# One README snippet's test (tests/readme.cmake): build its target, then run it, when asked, in a
-# folder of its own that is removed afterwards (TMPDIR points there too).
+# A test that builds a target of its own (a README snippet, tests/readme.cmake; the no-OpenSSL
+# program), then runs it, when asked, in a folder of its own that is removed afterwards (TMPDIR
+# points there too).
 execute_process(COMMAND "${CMAKE_COMMAND}" --build "${BUILD_DIR}" --target "${TARGET}" RESULT_VARIABLE built)
 if(NOT built EQUAL 0)
-  message(FATAL_ERROR "the README snippet ${TARGET} does not compile (its errors are above)")
+  message(FATAL_ERROR "${TARGET} does not compile (its errors are above)")
 endif()
 if(PROGRAM STREQUAL "")
   return()
@@ -13,5 +14,5 @@ execute_process(COMMAND "${CMAKE_COMMAND}" -E env "TMPDIR=${WORK_DIR}" "${PROGRA
   WORKING_DIRECTORY "${WORK_DIR}" RESULT_VARIABLE ran)
 file(REMOVE_RECURSE "${WORK_DIR}")
 if(NOT ran EQUAL 0)
-  message(FATAL_ERROR "the README snippet ${TARGET} failed when run: ${ran}")
+  message(FATAL_ERROR "${TARGET} failed when run: ${ran}")
 endif()

@@ -300,7 +300,7 @@ struct BreaksAfter {
     std::size_t received = 0;
   };
   static auto make_origin(std::string_view url, const http::ClientOptions& o) { return http::Tcp::make_origin(url, o); }
-  static Stream connect(asio::io_context& ctx, const http::detail::Origin& origin, http::detail::Clock::time_point d) {
+  static Stream connect(asio::io_context& ctx, const http::Origin& origin, http::detail::Clock::time_point d) {
     return Stream(http::Tcp::connect(ctx, origin, d));
   }
 };

@@ -87,12 +87,14 @@ class BasicApi {
     return call("GET", http::make_target("/api/bash/bash_events/search", query), std::nullopt, o);
   }
 
-  // The /sockets/bash-events websocket, authenticated in its first frame; events of every
-  // command the server runs arrive on it.
-  socket_type open_events_socket(Deadline::time_point deadline) {
-    auto socket = socket_type::connect(client_, "/sockets/bash-events", {}, deadline);
+  // The /sockets/bash-events websocket; events of every command the server runs arrive on it
+  // once authenticate() has sent the key in its first frame (the server closes it with 4001 when
+  // it refuses the key).
+  socket_type connect_events_socket(Deadline::time_point deadline) {
+    return socket_type::connect(client_, "/sockets/bash-events", {}, deadline);
+  }
+  void authenticate(socket_type& socket, Deadline::time_point deadline) {
     socket.send_text(nlohmann::json{{"type", "auth"}, {"session_api_key", auth().value()}}.dump(), deadline);
-    return socket;
   }
 
   // POST /api/file/upload?path=: `form` holds the file as its one part of `size` bytes. A server

@@ -118,48 +118,19 @@ class BasicRemoteWorkspace {
 
   FileOperationResult file_upload(const std::string& local_path, const std::string& workspace_path,
                                   const TransferOptions& options = {}) {
-    const std::string remote = resolve(workspace_path);
-    FileOperationResult result{.source_path = local_path, .destination_path = remote};
-    if (workspace_path.empty()) return shell::failed_transfer(result, "file_upload: empty workspace path");
-    std::uint64_t size = 0;
-    http::Multipart form;
-    try {
-      auto source = http::file_source(local_path);
-      size = source.size;
-      form.add_file("file", shell::file_name_of(remote), std::move(source.source), size);
-    } catch (const std::exception& e) {
-      return shell::failed_transfer(result, "file_upload: cannot read " + detail::quote(local_path) + ": " + e.what());
-    }
-    return upload(std::move(form), size, std::move(result), options);
+    return shell::upload_file(local_path, resolve(workspace_path), options, add_part, put());
   }
-
   FileOperationResult file_write(const std::string& workspace_path, std::string_view content) {
-    const std::string remote = resolve(workspace_path);
-    FileOperationResult result{.source_path = {}, .destination_path = remote};
-    if (workspace_path.empty()) return shell::failed_transfer(result, "file_write: empty workspace path");
-    http::Multipart form;
-    form.add_file("file", shell::file_name_of(remote), std::string(content));
-    return upload(std::move(form), content.size(), std::move(result), {});
+    return shell::write_file(resolve(workspace_path), content, add_part, put());
   }
-
   FileOperationResult file_download(const std::string& workspace_path, const std::string& local_path,
                                     const TransferOptions& options = {}) {
     const std::string remote = resolve(workspace_path);
-    if (workspace_path.empty())
-      return shell::failed_transfer(FileOperationResult{.source_path = remote, .destination_path = local_path},
-                                    "file_download: empty workspace path");
-    return shell::download_to_file(remote, local_path, options,
-                                   [&](const http::RequestOptions& o) { api_->download(remote, o); });
+    return shell::download_file(remote, local_path, options, [&](const http::RequestOptions& o) { api_->download(remote, o); });
   }
-
   FileReadResult file_read(const std::string& workspace_path) {
     const std::string remote = resolve(workspace_path);
-    if (workspace_path.empty()) {
-      FileReadResult result{.path = remote};
-      result.error = "file_read: empty workspace path";
-      return result;
-    }
-    return shell::download_to_memory(remote, [&](const http::RequestOptions& o) { api_->download(remote, o); });
+    return shell::read_file(remote, [&](const http::RequestOptions& o) { api_->download(remote, o); });
   }
 
   // The git changes below `path` (relative to working_dir unless absolute), as the server's
@@ -175,20 +146,14 @@ class BasicRemoteWorkspace {
     return detail::resolve_workspace_path(options_.working_dir, path);
   }
 
-  FileOperationResult upload(http::Multipart form, std::uint64_t size, FileOperationResult result,
-                             const TransferOptions& options) {
-    auto progress = shell::file_part_progress(form, size, options);
-    try {
-      api_->upload(result.destination_path, std::move(form), size, std::move(progress));
-    } catch (const Error& e) {
-      if (e.code() == errc::authentication_failed) throw;
-      return shell::failed_transfer(std::move(result), "file_upload " +
-                                                           (result.source_path.empty() ? std::string() : result.source_path + " -> ") +
-                                                           result.destination_path + ": " + e.what());
-    }
-    result.success = true;
-    result.file_size = size;
-    return result;
+  // The agent server takes one file part named "file"; the path is in the query.
+  static constexpr auto add_part = [](http::Multipart& form, const std::string& remote, auto&&... part) {
+    form.add_file("file", shell::file_name_of(remote), std::forward<decltype(part)>(part)...);
+  };
+  auto put() {
+    return [this](const std::string& remote, http::Multipart form, std::uint64_t size, http::Progress progress) {
+      api_->upload(remote, std::move(form), size, std::move(progress));
+    };
   }
 
   using Socket = typename api_type::socket_type;

@@ -19,7 +19,7 @@ namespace http {
 struct AnyTransport {
   using Stream = detail::VariantStream<UnixSocket::Stream, Tcp::Stream, detail::ErasedStreamHandle>;
 
-  static detail::Origin make_origin(std::string_view address, const ClientOptions& options) {
+  static Origin make_origin(std::string_view address, const ClientOptions& options) {
     if (address.substr(0, 7) == "unix://" || (!address.empty() && address.front() == '/'))
       return UnixSocket::make_origin(address, options);
     auto origin = detail::make_url_origin(address, options);
@@ -29,7 +29,7 @@ struct AnyTransport {
     return origin;
   }
   template <detail::IoContext Context>
-  static Stream connect(Context& ctx, const detail::Origin& origin, detail::Clock::time_point deadline) {
+  static Stream connect(Context& ctx, const Origin& origin, detail::Clock::time_point deadline) {
     if (!origin.unix_path.empty()) return Stream(UnixSocket::connect(ctx, origin, deadline));
     if (!origin.url.is_tls()) return Stream(Tcp::connect(ctx, origin, deadline));
     return Stream(detail::ErasedStreamHandle(detail::tls_support()->connect(ctx, origin, deadline)));

@@ -151,14 +151,14 @@ using TcpOrTlsStream = VariantStream<PlainStream<asio::ip::tcp::socket>, TlsStre
 struct Tls {
   using Stream = detail::TlsStream;
 
-  static detail::Origin make_origin(std::string_view url, const ClientOptions& options) {
+  static Origin make_origin(std::string_view url, const ClientOptions& options) {
     auto origin = detail::make_url_origin(url, options);
     if (!origin.url.is_tls()) throw Error(errc::invalid_argument, "http::Tls needs an https:// URL, not " + origin.description);
     if (!origin.tls) origin.tls = detail::make_tls_context(options.tls);
     return origin;
   }
   template <detail::IoContext Context>
-  static Stream connect(Context& ctx, const detail::Origin& origin, detail::Clock::time_point deadline) {
+  static Stream connect(Context& ctx, const Origin& origin, detail::Clock::time_point deadline) {
     Stream stream(detail::connect_origin_tcp(ctx, origin, deadline, true),
                   *std::static_pointer_cast<asio::ssl::context>(origin.tls));
     stream.handshake(ctx, origin, deadline);
@@ -169,13 +169,13 @@ struct Tls {
 struct TcpOrTls {
   using Stream = detail::TcpOrTlsStream;
 
-  static detail::Origin make_origin(std::string_view url, const ClientOptions& options) {
+  static Origin make_origin(std::string_view url, const ClientOptions& options) {
     auto origin = detail::make_url_origin(url, options);
     if (origin.url.is_tls() && !origin.tls) origin.tls = detail::make_tls_context(options.tls);
     return origin;
   }
   template <detail::IoContext Context>
-  static Stream connect(Context& ctx, const detail::Origin& origin, detail::Clock::time_point deadline) {
+  static Stream connect(Context& ctx, const Origin& origin, detail::Clock::time_point deadline) {
     if (!origin.url.is_tls()) return Stream(Tcp::connect(ctx, origin, deadline));
     return Stream(Tls::connect(ctx, origin, deadline));
   }

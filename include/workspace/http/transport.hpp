@@ -42,12 +42,8 @@
 WORKSPACE_NAMESPACE_BEGIN
 namespace http {
 
-namespace detail {
-
-template <class T>
-concept IoContext = std::same_as<T, asio::io_context>;
-
-// What a client knows about its server, computed once.
+// What a client knows about its server, computed once from its address (a transport's
+// make_origin() makes it; its connect() reads it).
 struct Origin {
   Url url{};                       // scheme, host, port and base path (Tcp, Tls, TcpOrTls)
   std::string unix_path{};         // UnixSocket
@@ -63,6 +59,12 @@ struct Origin {
   std::shared_ptr<void> tls{};
   TlsOptions tls_options{};
 };
+
+
+namespace detail {
+
+template <class T>
+concept IoContext = std::same_as<T, asio::io_context>;
 
 // What <workspace/http/tls.hpp> provides to the transports that choose TLS at run time without
 // naming OpenSSL (AnyTransport): set once by that header, wherever in the program it is
@@ -231,13 +233,13 @@ inline Origin make_url_origin(std::string_view address, const ClientOptions& opt
 struct Tcp {
   using Stream = detail::PlainStream<asio::ip::tcp::socket>;
 
-  static detail::Origin make_origin(std::string_view url, const ClientOptions& options) {
+  static Origin make_origin(std::string_view url, const ClientOptions& options) {
     auto origin = detail::make_url_origin(url, options);
     if (origin.url.is_tls()) throw Error(errc::invalid_argument, "http::Tcp cannot reach " + origin.description + "; use Tls or TcpOrTls");
     return origin;
   }
   template <detail::IoContext Context>
-  static Stream connect(Context& ctx, const detail::Origin& origin, detail::Clock::time_point deadline) {
+  static Stream connect(Context& ctx, const Origin& origin, detail::Clock::time_point deadline) {
     return Stream(detail::connect_origin_tcp(ctx, origin, deadline, false));
   }
 };
@@ -246,8 +248,8 @@ struct UnixSocket {
   using Stream = detail::PlainStream<asio::local::stream_protocol::socket>;
 
   // "/var/run/docker.sock" or "unix:///var/run/docker.sock".
-  static detail::Origin make_origin(std::string_view address, const ClientOptions&) {
-    detail::Origin origin;
+  static Origin make_origin(std::string_view address, const ClientOptions&) {
+    Origin origin;
     if (address.substr(0, 7) == "unix://") address.remove_prefix(7);
     if (address.empty()) throw Error(errc::invalid_argument, "empty Unix socket path");
     if (address.size() >= sizeof(sockaddr_un{}.sun_path))
@@ -258,7 +260,7 @@ struct UnixSocket {
     return origin;
   }
   template <detail::IoContext Context>
-  static Stream connect(Context& ctx, const detail::Origin& origin, detail::Clock::time_point deadline) {
+  static Stream connect(Context& ctx, const Origin& origin, detail::Clock::time_point deadline) {
     using protocol = asio::local::stream_protocol;
     protocol::socket socket(ctx);
     detail::open_cloexec(socket, protocol());
@@ -278,10 +280,10 @@ struct UnixSocket {
 };
 
 template <class T>
-concept Transport = requires(asio::io_context& ctx, const detail::Origin& origin,
+concept Transport = requires(asio::io_context& ctx, const Origin& origin,
                              const ClientOptions& options, detail::Clock::time_point deadline) {
   typename T::Stream;
-  { T::make_origin(std::string_view{}, options) } -> std::same_as<detail::Origin>;
+  { T::make_origin(std::string_view{}, options) } -> std::same_as<Origin>;
   { T::connect(ctx, origin, deadline) } -> std::same_as<typename T::Stream>;
 } && std::movable<typename T::Stream>;
 

@@ -257,16 +257,9 @@ class WebSocket {
   // close_grace for the socket to take it, then closes the stream. Idempotent; never throws.
   void close(std::uint16_t code = 1000) noexcept {
     if (!impl_ || !impl_->open) return;
-    auto& s = *impl_;
-    if (!s.close_sent) {
-      s.close_sent = true;
-      try {
-        write_frame(detail::WebSocketOpcode::close, detail::websocket_close_payload(code), Clock::now() + close_grace);
-      } catch (...) {  // best effort
-      }
-    }
-    s.open = false;
-    s.connection.close();
+    send_close(code);
+    impl_->open = false;
+    impl_->connection.close();
   }
 
   bool is_open() const noexcept { return impl_ && impl_->open; }
@@ -341,16 +334,20 @@ class WebSocket {
     throw Error(code, s.closed_message);
   }
 
+  // A close frame with `code`, unless one was sent; best effort, waiting at most close_grace.
+  void send_close(std::uint16_t code) noexcept {
+    if (impl_->close_sent) return;
+    impl_->close_sent = true;
+    try {
+      write_frame(detail::WebSocketOpcode::close, detail::websocket_close_payload(code), Clock::now() + close_grace);
+    } catch (...) {  // best effort
+    }
+  }
+
   // Fails the connection (RFC 6455 §7.1.7): close frame with `code`, then the stream.
   [[noreturn]] void fail(errc error, std::uint16_t code, const std::string& why) {
     auto& s = *impl_;
-    if (!s.close_sent) {
-      s.close_sent = true;
-      try {
-        write_frame(detail::WebSocketOpcode::close, detail::websocket_close_payload(code), Clock::now() + close_grace);
-      } catch (...) {  // best effort
-      }
-    }
+    send_close(code);
     end_with(error, s.where + ": " + why);
   }
 

@@ -20,7 +20,7 @@ WORKSPACE_NAMESPACE_BEGIN
 
 struct LocalWorkspaceOptions {
   // On timeout the command's process group gets SIGTERM, and SIGKILL this long after.
-  std::chrono::milliseconds kill_grace{200};
+  std::chrono::milliseconds kill_after{200};
 };
 
 // Runs commands with /bin/sh -c on this machine, each in a process group of its own, and copies
@@ -60,7 +60,7 @@ class LocalWorkspace {
     detail::validate_command(command, options);
     std::string cwd = options.cwd ? resolve(*options.cwd) : working_dir_;
     detail::ProcessTimings timings;
-    timings.term_grace = options_.kill_grace;
+    timings.term_grace = options_.kill_after;
     return detail::run_shell_command(command, cwd, options, timings);
   }
 

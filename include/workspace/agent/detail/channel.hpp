@@ -172,8 +172,10 @@ class Channel {
       }
     }
     try {
-      socket_.emplace(api_.open_events_socket(connect_deadline));
+      socket_.emplace(api_.connect_events_socket(connect_deadline));
     } catch (const Error& e) {
+      // The key travels in the upgrade's header too: a server that refuses it says so there.
+      if (e.code() == errc::authentication_failed) throw;
       // A refused upgrade (a proxy without websockets, an older server) is remembered; a
       // connection failure is left to the REST call to report.
       if (e.code() != errc::connection_failed && e.code() != errc::timed_out) websocket_refused_.store(true);
@@ -181,11 +183,26 @@ class Channel {
       return;
     }
     try {
+      api_.authenticate(*socket_, connect_deadline);
       socket_->send_text(command_frame(), connect_deadline);
       sent_on_socket_ = true;
     } catch (const Error&) {
+      // The server may have refused the key and closed already: its close frame says so.
+      try {
+        while (socket_->receive(std::min(connect_deadline, Deadline::clock::now() + std::chrono::seconds(1)))) {
+        }
+      } catch (const Error&) {
+      }
+      const bool refused = socket_->close_code() == std::optional<std::uint16_t>(4001);
       socket_.reset();
+      if (refused) throw key_refused();
     }
+  }
+
+  Error key_refused() const {
+    return Error(errc::authentication_failed,
+                 "agent server: the session key was refused (" + api_.endpoint() + " closed the event socket with 4001)",
+                 401, "invalid session key");
   }
 
   // Reads socket events until `until` or our command's end.
@@ -232,10 +249,7 @@ class Channel {
   void lost_socket(const Error& e) {
     const bool refused_key = socket_->close_code() == std::optional<std::uint16_t>(4001);
     socket_.reset();
-    if (refused_key)
-      throw Error(errc::authentication_failed,
-                  "agent server: the session key was refused (" + api_.endpoint() + " closed the event socket with 4001)",
-                  401, "invalid session key");
+    if (refused_key) throw key_refused();
     if (command_id_.empty()) {
       find_command_id();
       if (command_id_.empty()) {

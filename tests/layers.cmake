@@ -1,0 +1,91 @@
+# The layer rules of DESIGN.md, checked from the sources: run as
+#   cmake -D SOURCE_DIR=<repository> -P tests/layers.cmake
+# Every header under include/workspace/ belongs to a layer (its first folder, or the layer its
+# umbrella header opens); a layer may include only the layers listed for it below, never a
+# detail/ folder of a layer other than its own, core, shell or http, and the http layer takes
+# from core only what it needs for errors, time and the version, and names no workspace type.
+# No header is longer than 600 lines (a file has one job). Prints every violation and fails when
+# there is one.
+
+cmake_minimum_required(VERSION 3.25)
+
+set(allowed_version "")
+set(allowed_core "core")
+set(allowed_http "http;core")
+set(allowed_tar "tar;core")
+set(allowed_shell "shell;core;http")
+set(allowed_local "local;core")
+set(allowed_docker "docker;core;http;shell;tar")
+set(allowed_agent "agent;core;http;shell")
+# A runtime provisions an agent server and then is one: it builds on agent's public headers.
+set(allowed_runtime "runtime;agent;core;http;shell")
+set(allowed_daytona "daytona;core;http;shell")
+set(allowed_testing "testing;core")
+set(allowed_top "core;http;shell;tar;local;docker;agent;runtime;daytona;testing")
+set(layers version core http tar shell local docker agent runtime daytona testing top)
+# What http may take from core.
+set(http_core_headers core/error.hpp core/deadline.hpp core/detail/random.hpp core/detail/base64.hpp)
+set(workspace_types CommandResult FileOperationResult FileReadResult CommandOptions TransferOptions
+    GitChange GitDiff OutputStream)
+
+function(layer_of path out)  # path relative to include/workspace
+  string(REGEX MATCH "^[^/]+" first "${path}")
+  if(first MATCHES "\\.hpp$")
+    string(REGEX REPLACE "\\.hpp$" "" first "${first}")
+    if(first STREQUAL "any_workspace" OR first STREQUAL "workspace")
+      set(first top)
+    endif()
+  endif()
+  set(${out} "${first}" PARENT_SCOPE)
+endfunction()
+
+set(root "${SOURCE_DIR}/include/workspace")
+file(GLOB_RECURSE headers RELATIVE "${root}" "${root}/*.hpp")
+set(violations "")
+set(checked 0)
+foreach(header IN LISTS headers)
+  layer_of("${header}" layer)
+  if(NOT layer IN_LIST layers)
+    string(APPEND violations "  ${header}: in no known layer (add it to tests/layers.cmake and DESIGN.md)\n")
+    continue()
+  endif()
+  file(READ "${root}/${header}" whole)
+  string(REGEX MATCHALL "\n" newlines "${whole}")
+  list(LENGTH newlines line_count)
+  if(line_count GREATER 600)
+    string(APPEND violations "  ${header}: ${line_count} lines, over 600\n")
+  endif()
+  file(STRINGS "${root}/${header}" includes REGEX "^#include <workspace/")
+  foreach(line IN LISTS includes)
+    math(EXPR checked "${checked} + 1")
+    string(REGEX REPLACE "^#include <workspace/([^>]+)>.*" "\\1" target "${line}")
+    layer_of("${target}" target_layer)
+    if(target_layer STREQUAL "version" OR target_layer STREQUAL layer)
+      continue()
+    endif()
+    if(NOT target_layer IN_LIST allowed_${layer})
+      string(APPEND violations "  ${header} (${layer}) includes ${target} (${target_layer})\n")
+      continue()
+    endif()
+    if(target MATCHES "/detail/" AND NOT target_layer MATCHES "^(core|shell|http)$")
+      string(APPEND violations "  ${header} (${layer}) includes ${target}, another layer's detail/\n")
+    endif()
+    if(layer STREQUAL "http" AND target_layer STREQUAL "core" AND NOT target IN_LIST http_core_headers)
+      string(APPEND violations "  ${header} (http) includes ${target}: http takes only errors, time and the version from core\n")
+    endif()
+  endforeach()
+  if(layer STREQUAL "http")
+    file(READ "${root}/${header}" text)
+    foreach(type IN LISTS workspace_types)
+      if(text MATCHES "[^A-Za-z_]${type}[^A-Za-z_]")
+        string(APPEND violations "  ${header} (http) names the workspace type ${type}\n")
+      endif()
+    endforeach()
+  endif()
+endforeach()
+
+if(violations)
+  message(FATAL_ERROR "layer rules broken:\n${violations}")
+endif()
+list(LENGTH headers count)
+message(STATUS "layer rules hold: ${count} headers, ${checked} includes")
