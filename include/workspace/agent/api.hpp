@@ -45,7 +45,7 @@ class BasicApi {
 
   // `host`: the server's base URL, e.g. http://127.0.0.1:8000; an empty key sends none.
   BasicApi(const std::string& host, std::string session_api_key, http::ClientOptions options = {})
-      : client_(host, std::move(options)) {
+      : client_(host, options), socket_client_(host, std::move(options)) {
     auth().set_value(std::move(session_api_key));
   }
 
@@ -91,7 +91,9 @@ class BasicApi {
   // once authenticate() has sent the key in its first frame (the server closes it with 4001 when
   // it refuses the key).
   socket_type connect_events_socket(Deadline::time_point deadline) {
-    return socket_type::connect(client_, "/sockets/bash-events", {}, deadline);
+    // The server takes the key in the first frame (in a header it is deprecated there), so the
+    // upgrade goes out on a client of its own, without the key policy.
+    return socket_type::connect(socket_client_, "/sockets/bash-events", {}, deadline);
   }
   void authenticate(socket_type& socket, Deadline::time_point deadline) {
     socket.send_text(nlohmann::json{{"type", "auth"}, {"session_api_key", auth().value()}}.dump(), deadline);
@@ -174,6 +176,7 @@ class BasicApi {
   http::SessionApiKeyAuth& auth() { return client_.template policy<http::SessionApiKeyAuth>(); }
 
   Client client_;
+  http::Client<typename Client::transport_type> socket_client_;
 };
 
 using Api = BasicApi<>;
