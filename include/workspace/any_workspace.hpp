@@ -412,7 +412,10 @@ class BasicAnyWorkspace {
           return variant_type(std::in_place_type<LocalWorkspace>, config.local_working_dir());
         break;
       case WorkspaceMode::docker:
-        if constexpr (has_type<docker_t>) return variant_type(std::in_place_type<docker_t>, config.docker_options());
+        if constexpr (has_type<docker_t>) {
+          http::enable_tls();  // a DOCKER_HOST over https works here without a step of the caller's
+          return variant_type(std::in_place_type<docker_t>, config.docker_options());
+        }
         break;
       case WorkspaceMode::remote:
         if constexpr (has_type<remote_t>) return variant_type(std::in_place_type<remote_t>, config.remote_options());

@@ -313,6 +313,23 @@ TEST(HttpNginxTls, TcpOrTlsPicksByScheme) {
   EXPECT_EQ(plain.get("/files/either.txt").body, "either");
 }
 
+TEST(HttpNginxTls, AnyTransportReachesHttpsOnceTlsIsEnabled) {
+  put_file("any.txt", "over TLS, chosen at run time");
+  // Without the TLS hook (each test runs in a process of its own), https:// says how to get it.
+  try {
+    http::Client<http::AnyTransport> client(nginx().tls_base_url(), trusting_test_ca());
+    FAIL() << "https without TLS";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), errc::unsupported);
+    EXPECT_NE(std::string(e.what()).find("enable_tls"), std::string::npos) << e.what();
+  }
+  http::enable_tls();
+  http::Client<http::AnyTransport> client(nginx().tls_base_url(), trusting_test_ca());
+  const auto r = client.get("/files/any.txt");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "over TLS, chosen at run time");
+}
+
 TEST(HttpNginxTls, UnknownCaIsRefusedByDefault) {
   // Neither the system store nor our test CA trusts the self-signed certificate.
   for (auto options : {no_proxy(), trusting_test_ca()}) {

@@ -1,7 +1,7 @@
 // AnyTransport: unix://, http:// or https://, chosen when the client is made, for addresses that
-// come from configuration (DOCKER_HOST). It names no OpenSSL type: https:// works when some
-// translation unit of the program includes <workspace/http/tls.hpp> (the umbrella headers and
-// the remote back ends' do), and is otherwise an Error saying so.
+// come from configuration (DOCKER_HOST). It names no OpenSSL type: https:// works once the
+// program has called http::enable_tls() (<workspace/http/tls.hpp>; AnyWorkspace does), and is
+// otherwise an Error saying so.
 #pragma once
 
 #include <workspace/core/error.hpp>
@@ -24,8 +24,9 @@ struct AnyTransport {
       return UnixSocket::make_origin(address, options);
     auto origin = detail::make_url_origin(address, options);
     if (origin.url.is_tls() && detail::tls_support() == nullptr)
-      throw Error(errc::unsupported, "https:// needs TLS support: include <workspace/http/tls.hpp> in one "
-                                     "translation unit of the program (" + origin.description + ")");
+      throw Error(errc::unsupported, "https:// needs TLS: call workspace::http::enable_tls() once, from a "
+                                     "translation unit that includes <workspace/http/tls.hpp> (" +
+                                         origin.description + ")");
     return origin;
   }
   template <detail::IoContext Context>

@@ -183,34 +183,26 @@ struct TcpOrTls {
 
 namespace detail {
 
-// TLS for AnyTransport, behind ErasedStream.
-class ErasedTlsStream final : public ErasedStream {
- public:
-  explicit ErasedTlsStream(TlsStream stream) : stream_(std::move(stream)) {}
-  void read_some(asio::mutable_buffer buffer, Callback done) override {
-    stream_.async_read_some(buffer, std::move(done));
-  }
-  void write_some(asio::const_buffer buffer, Callback done) override {
-    stream_.async_write_some(buffer, std::move(done));
-  }
-  asio::any_io_executor executor() override { return stream_.get_executor(); }
-  void close() noexcept override { stream_.close(); }
-  void shutdown_send() noexcept override { stream_.shutdown_send(); }
-  int native_handle() override { return stream_.native_handle(); }
-  bool has_buffered() override { return stream_.has_buffered(); }
-
- private:
-  TlsStream stream_;
-};
-
-inline const TlsSupport tls_support_of_this_header{
+// TLS for AnyTransport, made only where enable_tls() is called or a TLS client connects: a
+// variable template, so that merely including this header instantiates none of the connect and
+// handshake code (that would cost every translation unit seconds of compile time).
+template <class Context>
+inline const TlsSupport tls_support_for{
     [](const TlsOptions& options) -> std::shared_ptr<void> { return make_tls_context(options); },
     [](asio::io_context& ctx, const Origin& origin, Clock::time_point deadline) -> std::unique_ptr<ErasedStream> {
-      return std::make_unique<ErasedTlsStream>(Tls::connect(ctx, origin, deadline));
+      return std::make_unique<ErasedStreamOf<TlsStream>>(Tls::connect(static_cast<Context&>(ctx), origin, deadline));
     }};
-// Set during the program's start, once per program whichever translation units include this.
-inline const bool tls_support_registered = (tls_support() = &tls_support_of_this_header, true);
 
 }  // namespace detail
+
+// Lets AnyTransport (a DockerWorkspace's DOCKER_HOST) reach https:// servers. Call it once, from
+// a translation unit that includes this header; opening any TLS client does it too, and so does
+// AnyWorkspace.
+template <class Context = asio::io_context>
+void enable_tls() {
+  static const bool enabled = (detail::tls_support() = &detail::tls_support_for<Context>, true);
+  (void)enabled;
+}
+
 }  // namespace http
 WORKSPACE_NAMESPACE_END

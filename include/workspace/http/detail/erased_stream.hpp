@@ -31,6 +31,27 @@ struct ErasedStream {
   virtual bool has_buffered() = 0;
 };
 
+// A stream of type S behind ErasedStream (a template, so that nothing of S is instantiated until
+// one is made).
+template <class S>
+class ErasedStreamOf final : public ErasedStream {
+ public:
+  explicit ErasedStreamOf(S stream) : stream_(std::move(stream)) {}
+  void read_some(asio::mutable_buffer buffer, Callback done) override { stream_.async_read_some(buffer, std::move(done)); }
+  void write_some(asio::const_buffer buffer, Callback done) override { stream_.async_write_some(buffer, std::move(done)); }
+  asio::any_io_executor executor() override { return stream_.get_executor(); }
+  void close() noexcept override { stream_.close(); }
+  void shutdown_send() noexcept override { stream_.shutdown_send(); }
+  int native_handle() override { return stream_.native_handle(); }
+  bool has_buffered() override {
+    if constexpr (requires { stream_.has_buffered(); }) return stream_.has_buffered();
+    else return false;
+  }
+
+ private:
+  S stream_;
+};
+
 // Makes a handler of any type (move-only ones too) a copyable callback.
 template <class Handler>
 ErasedStream::Callback erase_handler(Handler&& handler) {
