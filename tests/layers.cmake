@@ -24,7 +24,7 @@ set(allowed_testing "testing;core")
 set(allowed_top "core;http;shell;tar;local;docker;agent;runtime;daytona;testing")
 set(layers version core http tar shell local docker agent runtime daytona testing top)
 # What http may take from core.
-set(http_core_headers core/error.hpp core/deadline.hpp core/detail/random.hpp core/detail/base64.hpp)
+set(http_core_headers core/error.hpp core/deadline.hpp core/async.hpp core/detail/random.hpp core/detail/base64.hpp)
 set(workspace_types CommandResult FileOperationResult FileReadResult CommandOptions TransferOptions
     GitChange GitDiff OutputStream)
 
@@ -71,7 +71,7 @@ foreach(header IN LISTS headers)
       string(APPEND violations "  ${header} (${layer}) includes ${target}, another layer's detail/\n")
     endif()
     if(layer STREQUAL "http" AND target_layer STREQUAL "core" AND NOT target IN_LIST http_core_headers)
-      string(APPEND violations "  ${header} (http) includes ${target}: http takes only errors, time and the version from core\n")
+      string(APPEND violations "  ${header} (http) includes ${target}: http takes only errors, time, the async model and the version from core\n")
     endif()
   endforeach()
   if(layer STREQUAL "http")

@@ -283,25 +283,31 @@ template <std::size_t Limit>
 struct BreaksAfter {
   struct Stream : http::Tcp::Stream {
     explicit Stream(http::Tcp::Stream s) : http::Tcp::Stream(std::move(s)) {}
-    template <class Buffers, class Handler>
-    void async_read_some(const Buffers& buffers, Handler&& handler) {
-      if (received >= Limit) {
-        close();
-        http::Tcp::Stream::async_read_some(buffers, std::forward<Handler>(handler));  // fails: closed
-        return;
-      }
-      // Never read past the limit, so the break falls where it is meant to.
-      const auto capped = asio::buffer(asio::mutable_buffer(*asio::buffer_sequence_begin(buffers)), Limit - received);
-      http::Tcp::Stream::async_read_some(capped, [this, h = std::forward<Handler>(handler)](std::error_code ec, std::size_t n) mutable {
-        received += n;
-        h(ec, n);
-      });
+    template <class Buffers, class Token>
+    auto async_read_some(const Buffers& buffers, Token&& token) {
+      return asio::async_initiate<Token, void(std::error_code, std::size_t)>(
+          [this](auto handler, const Buffers& b) {
+            http::Tcp::Stream& base = *this;
+            if (received >= Limit) {
+              close();
+              base.async_read_some(b, std::move(handler));  // fails: closed
+              return;
+            }
+            // Never read past the limit, so the break falls where it is meant to.
+            const auto capped = asio::buffer(asio::mutable_buffer(*asio::buffer_sequence_begin(b)), Limit - received);
+            base.async_read_some(capped, [this, h = std::move(handler)](std::error_code ec, std::size_t n) mutable {
+              received += n;
+              std::move(h)(ec, n);
+            });
+          },
+          token, buffers);
     }
     std::size_t received = 0;
   };
   static auto make_origin(std::string_view url, const http::ClientOptions& o) { return http::Tcp::make_origin(url, o); }
-  static Stream connect(asio::io_context& ctx, const http::Origin& origin, http::detail::Clock::time_point d) {
-    return Stream(http::Tcp::connect(ctx, origin, d));
+  template <class Executor>
+  static workspace::Task<Stream> connect(Executor executor, const http::Origin& origin, http::detail::Clock::time_point d) {
+    co_return Stream(co_await http::Tcp::connect(executor, origin, d));
   }
 };
 static_assert(http::Transport<BreaksAfter<10>>);

@@ -155,6 +155,11 @@ class Nginx {
       default_type text/plain;
       return 200 "$connection";
     }
+    # The connection and how many requests it has carried: a pair never seen twice.
+    location = /connection-request {
+      default_type text/plain;
+      return 200 "$connection:$connection_requests";
+    }
     # Echo of the headers auth policies set (values are not JSON-escaped: keep them plain).
     location = /headers {
       default_type application/json;

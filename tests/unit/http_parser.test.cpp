@@ -914,6 +914,12 @@ TEST(HttpParser, MalformedResponsesFailUnderEverySplit) {
 
 // Receives `wire` through a Connection, at most `read_size` bytes per read, and parses `count`
 // responses one after the other; the connection closes after the last byte of `wire`.
+// A connection's buffer and parser, with a stream that is never used.
+http::Tcp::Stream unconnected(asio::io_context& context) {
+  asio::ip::tcp::socket socket(context, asio::ip::tcp::v4());
+  return http::Tcp::Stream(std::move(socket));
+}
+
 std::vector<Outcome> through_connection(std::string_view wire, std::size_t read_size, std::size_t count,
                                         http::detail::Connection<http::Tcp>& c, const http::ParserLimits& limits = {}) {
   const std::size_t buffer_limit = limits.max_header_bytes + limits.max_chunk_line + 4096;  // as receive()
@@ -980,7 +986,8 @@ TEST(HttpParser, BackToBackResponsesThroughTheClientsReadBuffer) {
   ASSERT_EQ(expected[4].body, "to the end");
 
   for (const std::size_t read_size : std::initializer_list<std::size_t>{1, 3, 1000, 4096, 16384, 16385, 65536, 1 << 20}) {
-    http::detail::Connection<http::Tcp> c(http::ParserLimits{});
+    asio::io_context context;
+    http::detail::Connection<http::Tcp> c(unconnected(context), http::ParserLimits{});
     const auto got = through_connection(wire, read_size, responses.size(), c);
     ASSERT_EQ(got.size(), responses.size()) << read_size;
     for (std::size_t i = 0; i < got.size(); ++i)
@@ -994,7 +1001,8 @@ TEST(HttpParser, UpgradedConnectionHandsOutTheBytesBehindThe101First) {
   const std::string head = "HTTP/1.1 101 UPGRADED\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n";
   const std::string raw = bytes("\x01\x00\x00\x00\x00\x00\x00\x05") + "hello";
   for (const std::size_t read_size : std::initializer_list<std::size_t>{1, 5, 4096}) {
-    auto c = std::make_unique<http::detail::Connection<http::Tcp>>(http::ParserLimits{});
+    auto context = std::make_shared<asio::io_context>(1);
+    auto c = std::make_unique<http::detail::Connection<http::Tcp>>(unconnected(*context), http::ParserLimits{});
     const auto got = through_connection(head + raw, read_size, 1, *c);
     ASSERT_EQ(got.size(), 1u);
     EXPECT_TRUE(got[0].upgraded);
@@ -1006,7 +1014,7 @@ TEST(HttpParser, UpgradedConnectionHandsOutTheBytesBehindThe101First) {
     if (read_size >= head.size() + raw.size()) {
       EXPECT_EQ(buffered, raw);
     }
-    http::UpgradedConnection<http::Tcp> upgraded(http::Response{.status = 101}, std::move(c));
+    http::UpgradedConnection<http::Tcp> upgraded(http::Response{.status = 101}, std::move(c), context);
     EXPECT_TRUE(upgraded.upgraded());
     std::string out;
     char chunk[3];

@@ -194,6 +194,16 @@ http::Response status(int code, std::vector<std::pair<std::string, std::string>>
   return r;
 }
 
+// run_policies is a coroutine; these tests script it with plain functions.
+template <class Ps, class Attempt, class Wait>
+http::Response drive(Ps& policies, http::Request& request, Attempt attempt, Wait wait) {
+  return workspace::detail::run_blocking([&] {
+    return http::detail::run_policies(
+        policies, request, [&](http::Request& r) -> workspace::Task<http::Response> { co_return attempt(r); },
+        [&](ms w) -> workspace::Task<bool> { co_return wait(w); });
+  });
+}
+
 // Drives `retry` over a scripted `attempt`, recording the waits without sleeping.
 struct Harness {
   std::tuple<http::Retry> policies;
@@ -205,7 +215,7 @@ struct Harness {
       : policies(http::Retry(std::move(options))), script(std::move(steps)) {}
 
   http::Response run(http::Request request) {
-    return http::detail::run_policies(
+    return drive(
         policies, request,
         [this](http::Request&) {
           const std::size_t i = static_cast<std::size_t>(calls++);
@@ -629,7 +639,7 @@ TEST(HttpRetry, EachAttemptSeesTheSameRequest) {
   http::Request request{.method = "PUT", .target = "/x?y=1", .body = "payload"};
   request.headers.add("X-Id", "1");
   int calls = 0;
-  const auto response = http::detail::run_policies(
+  const auto response = drive(
       policies, request,
       [&](http::Request& r) {
         EXPECT_EQ(r.method, "PUT");
@@ -648,7 +658,7 @@ TEST(HttpRetry, AuthAndRetryTogetherSetTheHeaderOnce) {
   std::tuple<http::Retry, http::BearerAuth> policies(http::Retry(no_jitter()), http::BearerAuth("t"));
   http::Request request = get();
   int calls = 0;
-  http::detail::run_policies(
+  drive(
       policies, request,
       [&](http::Request& inner) {
         ++calls;
@@ -664,7 +674,7 @@ TEST(HttpRetry, NoRetryOnceTheWaitWouldPassTheDeadline) {
   std::tuple<http::Retry> policies(no_jitter());
   http::Request request = get();
   int calls = 0;
-  const auto response = http::detail::run_policies(
+  const auto response = drive(
       policies, request, [&](http::Request&) { return status(++calls < 3 ? 503 : 200); },
       [](ms) { return false; });  // the caller's time is up
   EXPECT_EQ(response.status, 503);

@@ -4,6 +4,7 @@
 // otherwise an Error saying so.
 #pragma once
 
+#include <workspace/core/async.hpp>
 #include <workspace/core/error.hpp>
 #include <workspace/http/detail/erased_stream.hpp>
 #include <workspace/http/detail/io.hpp>
@@ -29,11 +30,12 @@ struct AnyTransport {
                                          origin.description + ")");
     return origin;
   }
-  template <detail::IoContext Context>
-  static Stream connect(Context& ctx, const Origin& origin, detail::Clock::time_point deadline) {
-    if (!origin.unix_path.empty()) return Stream(UnixSocket::connect(ctx, origin, deadline));
-    if (!origin.url.is_tls()) return Stream(Tcp::connect(ctx, origin, deadline));
-    return Stream(detail::ErasedStreamHandle(detail::tls_support()->connect(ctx, origin, deadline)));
+  template <class Executor>
+  static Task<Stream> connect(Executor executor, const Origin& origin, detail::Clock::time_point deadline) {
+    if (!origin.unix_path.empty()) co_return Stream(co_await UnixSocket::connect(executor, origin, deadline));
+    if (!origin.url.is_tls()) co_return Stream(co_await Tcp::connect(executor, origin, deadline));
+    co_return Stream(detail::ErasedStreamHandle(
+        co_await detail::tls_support()->connect(asio::any_io_executor(executor), origin, deadline)));
   }
 };
 

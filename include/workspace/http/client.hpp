@@ -1,6 +1,8 @@
-// http::Client<Transport, Policies...>: a blocking HTTP/1.1 client with keep-alive, streamed
-// bodies both ways, deadlines on every wait, and policies (retry, authentication) composed at
-// compile time.
+// http::Client<Transport, Policies...>: an HTTP/1.1 client with keep-alive, streamed bodies both
+// ways, deadlines on every wait, and policies (retry, authentication) composed at compile time.
+// Every request is one coroutine (co_request); async_request runs it with any completion token,
+// on the client's executor or the handler's, and request() runs it to its end on the calling
+// thread.
 //
 //   http::Client<http::UnixSocket> docker("/var/run/docker.sock");
 //   auto info = docker.get_json("/v1.41/info");
@@ -8,10 +10,12 @@
 //   http::Client<http::TcpOrTls, http::Retry, http::BearerAuth> daytona(
 //       "https://app.daytona.io/api", {}, http::Retry{}, http::BearerAuth{key});
 //
-// A Client may be used from several threads at once: each request takes its own connection from
-// the pool (or opens one); a connection is never shared by two requests.
+// A Client may be used from several threads and executors at once: each request takes its own
+// connection, from the kept-alive ones of its execution context or a new one; a connection is
+// never shared by two requests.
 #pragma once
 
+#include <workspace/core/async.hpp>
 #include <workspace/core/error.hpp>
 #include <workspace/http/connection.hpp>
 #include <workspace/http/detail/io.hpp>
@@ -26,6 +30,8 @@
 
 #include <asio/buffer.hpp>
 #include <asio/io_context.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/write.hpp>
 #include <nlohmann/json.hpp>
 
 #include <poll.h>
@@ -57,35 +63,117 @@ class Client {
  public:
   using transport_type = T;
   using connection_type = detail::Connection<T>;
+  using executor_type = asio::any_io_executor;
 
   // `address`: a URL for Tcp, Tls and TcpOrTls (its path becomes a prefix of every target), a
   // socket path for UnixSocket. Throws invalid_argument for a bad address or TLS set-up.
   explicit Client(std::string_view address, ClientOptions options = {})
     requires(std::default_initializable<Policies> && ...)
-      : state_(std::make_unique<State>(T::make_origin(address, options), std::move(options))) {}
+      : state_(std::make_shared<State>(T::make_origin(address, options), std::move(options))) {}
 
   Client(std::string_view address, ClientOptions options, Policies... policies)
     requires(sizeof...(Policies) > 0)
-      : state_(std::make_unique<State>(T::make_origin(address, options), std::move(options))),
+      : state_(std::make_shared<State>(T::make_origin(address, options), std::move(options))),
         policies_(std::move(policies)...) {}
 
   Client(Client&&) noexcept = default;
   Client& operator=(Client&&) noexcept = default;
 
+  // The executor asynchronous calls run on; none by default, and then each runs on its
+  // completion handler's.
+  void set_executor(executor_type executor) { executor_ = std::move(executor); }
+  const executor_type& get_executor() const noexcept { return executor_; }
+
+  // --- coroutines: the one implementation
+
   // Sends a request and returns the response, whatever its status (see check_status()).
   // Throws TransportError when the exchange fails, Error(invalid_argument) for a bad request.
-  Response request(Request request, const RequestOptions& options = {}) {
-    return dispatch(request, options, nullptr);
+  Task<Response> co_request(Request request, RequestOptions options = {}) {
+    try {
+      co_return co_await dispatch(request, options, nullptr);
+    } catch (const std::system_error& e) {
+      rethrow_cancelled(e, request);
+      throw;
+    }
   }
 
   // Sends a request asking to switch protocols (Connection: Upgrade, Upgrade: tcp unless the
   // request says otherwise) and returns the raw connection.
-  UpgradedConnection<T> upgrade(Request request, const RequestOptions& options = {}) {
+  Task<UpgradedConnection<T>> co_upgrade(Request request, RequestOptions options = {}) {
     if (!request.headers.contains("Connection")) request.headers.set("Connection", "Upgrade");
     if (!request.headers.contains("Upgrade")) request.headers.set("Upgrade", "tcp");
     std::unique_ptr<connection_type> raw;
-    Response response = dispatch(request, options, &raw);
-    return UpgradedConnection<T>(std::move(response), std::move(raw));
+    Response response;
+    try {
+      response = co_await dispatch(request, options, &raw);
+    } catch (const std::system_error& e) {
+      rethrow_cancelled(e, request);
+      throw;
+    }
+    co_return UpgradedConnection<T>(std::move(response), std::move(raw));
+  }
+
+  // JSON in and out. A non-2xx answer throws an Error with the status and the server's message;
+  // an empty 2xx body gives a null json. `headers` are added to the request (e.g. a credential
+  // that is not a policy's).
+  Task<nlohmann::json> co_request_json(std::string method, std::string target, std::optional<nlohmann::json> body = std::nullopt,
+                                       RequestOptions options = {}, Headers headers = {}) {
+    Request r{.method = std::move(method), .target = std::move(target), .headers = std::move(headers)};
+    r.headers.set("Accept", "application/json");
+    if (body) {
+      r.headers.set("Content-Type", "application/json");
+      r.body = body->dump();
+    }
+    const std::string what = describe(r);
+    Response response = co_await co_request(std::move(r), std::move(options));
+    check_status(response, what);
+    if (response.body.empty()) co_return nullptr;
+    auto parsed = detail::parse_json(response.body);
+    if (parsed.is_discarded()) throw Error(errc::protocol_error, what + ": the response is not JSON", response.status, {});
+    co_return parsed;
+  }
+
+  // --- asynchronous operations: any completion token, completing with (exception_ptr, T)
+
+  template <class Token>
+  auto async_request(Request request, RequestOptions options, Token&& token) {
+    return workspace::detail::async_run(
+        executor_, [this, request = std::move(request), options = std::move(options)]() mutable {
+          return co_request(std::move(request), std::move(options));
+        },
+        std::forward<Token>(token));
+  }
+  template <class Token>
+  auto async_upgrade(Request request, RequestOptions options, Token&& token) {
+    return workspace::detail::async_run(
+        executor_, [this, request = std::move(request), options = std::move(options)]() mutable {
+          return co_upgrade(std::move(request), std::move(options));
+        },
+        std::forward<Token>(token));
+  }
+  template <class Token>
+  auto async_request_json(std::string method, std::string target, std::optional<nlohmann::json> body,
+                          RequestOptions options, Token&& token) {
+    return workspace::detail::async_run(
+        executor_, [this, method = std::move(method), target = std::move(target), body = std::move(body),
+                    options = std::move(options)]() mutable {
+          return co_request_json(std::move(method), std::move(target), std::move(body), std::move(options));
+        },
+        std::forward<Token>(token));
+  }
+
+  // --- blocking: the coroutines run to their end on the calling thread
+
+  Response request(Request request, const RequestOptions& options = {}) {
+    return workspace::detail::run_blocking([&] { return co_request(std::move(request), options); });
+  }
+
+  // The connection gets an io_context of its own, so that its blocking calls work from any
+  // thread later.
+  UpgradedConnection<T> upgrade(Request request, const RequestOptions& options = {}) {
+    auto context = std::make_shared<asio::io_context>(1);
+    auto connection = workspace::detail::run_blocking_on(*context, [&] { return co_upgrade(std::move(request), options); });
+    return UpgradedConnection<T>(std::move(connection), std::move(context));
   }
 
   Response get(std::string target, Headers headers = {}, const RequestOptions& options = {}) {
@@ -112,25 +200,11 @@ class Client {
                    options);
   }
 
-  // JSON in and out. A non-2xx answer throws an Error with the status and the server's message;
-  // an empty 2xx body gives a null json.
-  // `headers` are added to the request (e.g. a credential that is not a policy's).
   nlohmann::json request_json(std::string method, std::string target,
                               const std::optional<nlohmann::json>& body = std::nullopt,
                               const RequestOptions& options = {}, Headers headers = {}) {
-    Request r{.method = std::move(method), .target = std::move(target), .headers = std::move(headers)};
-    r.headers.set("Accept", "application/json");
-    if (body) {
-      r.headers.set("Content-Type", "application/json");
-      r.body = body->dump();
-    }
-    const std::string what = describe(r);
-    Response response = request(std::move(r), options);
-    check_status(response, what);
-    if (response.body.empty()) return nullptr;
-    auto parsed = detail::parse_json(response.body);
-    if (parsed.is_discarded()) throw Error(errc::protocol_error, what + ": the response is not JSON", response.status, {});
-    return parsed;
+    return workspace::detail::run_blocking(
+        [&] { return co_request_json(std::move(method), std::move(target), body, options, std::move(headers)); });
   }
   nlohmann::json get_json(std::string target, const RequestOptions& options = {}) {
     return request_json("GET", std::move(target), std::nullopt, options);
@@ -162,13 +236,12 @@ class Client {
     return std::get<Policy>(policies_);
   }
 
+  // The kept-alive connections of this client that the calling thread's blocking calls use.
   std::size_t idle_connections() const {
-    std::lock_guard lock(state_->mutex);
-    return state_->idle.size();
+    return detail::cache_of<T>(workspace::detail::thread_context().get_executor()).idle(state_->id);
   }
   void close_idle_connections() {
-    std::lock_guard lock(state_->mutex);
-    state_->idle.clear();
+    detail::cache_of<T>(workspace::detail::thread_context().get_executor()).forget(state_->id);
   }
 
  private:
@@ -176,76 +249,84 @@ class Client {
     State(Origin o, ClientOptions opts) : origin(std::move(o)), options(std::move(opts)) {}
     Origin origin;
     ClientOptions options;
-    mutable std::mutex mutex;
-    std::vector<std::unique_ptr<connection_type>> idle;
+    std::uint64_t id = next_id();  // names this client's connections in the caches
+
+    static std::uint64_t next_id() {
+      static std::atomic<std::uint64_t> counter{1};
+      return counter.fetch_add(1);
+    }
   };
 
   using Slot = std::unique_ptr<connection_type>;
 
+  // A cancellation Asio raised between two operations (a coroutine's co_await once its
+  // operation was cancelled) is a TransportError like one raised inside an operation.
+  void rethrow_cancelled(const std::system_error& e, const Request& request) const {
+    if (e.code() == asio::error::operation_aborted && dynamic_cast<const Error*>(&e) == nullptr)
+      throw TransportError(e.code(), describe(request) + ": cancelled", {});
+  }
+
   // Each attempt through the policies; between attempts a wait, within the caller's deadline.
-  Response dispatch(Request& request, const RequestOptions& options, Slot* slot) {
-    return detail::run_policies(
+  Task<Response> dispatch(Request& request, const RequestOptions& options, Slot* slot) {
+    co_return co_await detail::run_policies(
         policies_, request, [&](Request& r) { return perform(r, options, slot); },
-        [&](std::chrono::milliseconds wait) {
-          if (options.deadline.when() - detail::Clock::now() <= wait) return false;
-          std::this_thread::sleep_for(wait);
-          return true;
+        [&](std::chrono::milliseconds wait) -> Task<bool> {
+          if (options.deadline.when() - detail::Clock::now() <= wait) co_return false;
+          asio::steady_timer timer(co_await asio::this_coro::executor, wait);
+          auto [ec] = co_await timer.async_wait(compat::as_tuple(asio::use_awaitable));
+          if (ec == asio::error::operation_aborted)
+            throw TransportError(ec, describe(request) + ": cancelled between attempts", {});
+          co_return true;
         });
   }
 
-  std::unique_ptr<connection_type> take_idle() {
-    std::lock_guard lock(state_->mutex);
-    while (!state_->idle.empty()) {
-      auto c = std::move(state_->idle.back());
-      state_->idle.pop_back();
-      if (c->looks_alive()) return c;
-    }
-    return nullptr;
+  Task<std::unique_ptr<connection_type>> open(detail::Clock::time_point deadline) {
+    const auto executor = co_await asio::this_coro::executor;
+    const auto state = state_;  // the client may be moved while this runs
+    auto stream = co_await T::connect(executor, state->origin,
+                                      detail::earliest(deadline, detail::deadline_after(state->options.timeouts.connect)));
+    co_return std::make_unique<connection_type>(std::move(stream), state->options.limits);
   }
 
-  void give_back(std::unique_ptr<connection_type> c) {
-    std::lock_guard lock(state_->mutex);
-    if (state_->idle.size() < state_->options.max_idle_connections) state_->idle.push_back(std::move(c));
-  }
-
-  std::unique_ptr<connection_type> open(detail::Clock::time_point deadline) {
-    auto c = std::make_unique<connection_type>(state_->options.limits);
-    c->stream.emplace(T::connect(c->ctx, state_->origin,
-                                 detail::earliest(deadline, detail::deadline_after(state_->options.timeouts.connect))));
-    return c;
-  }
-
-  Response perform(Request& request, const RequestOptions& options, Slot* slot) {
+  Task<Response> perform(Request& request, const RequestOptions& options, Slot* slot) {
     validate(request);
     const auto deadline =
         detail::earliest(detail::deadline_after(options.timeout.value_or(state_->options.timeouts.request)),
                          options.deadline.when());
+    auto& cache = detail::cache_of<T>(co_await asio::this_coro::executor);
     for (int attempt = 0;; ++attempt) {
-      auto connection = take_idle();
+      auto connection = slot ? nullptr : cache.take(state_->id);
       TransportError::Progress progress{};
       progress.connection_reused = connection != nullptr;
       if (!connection) {
+        std::optional<Error> failed;
         try {
-          connection = open(deadline);
+          connection = co_await open(deadline);
         } catch (const TransportError&) {
           throw;
         } catch (const Error& e) {
+          failed.emplace(e);
+        }
+        if (failed) {
+          const auto& e = *failed;
           const errc code = e.code().category() == error_category() ? static_cast<errc>(e.code().value())
                                                                      : errc::connection_failed;
           throw TransportError(code, describe(request) + ": " + workspace::detail::message_of(e), progress);
         }
       }
+      std::exception_ptr failure;
+      bool stale = false;
       try {
-        return exchange(std::move(connection), request, options, deadline, progress, slot);
+        co_return co_await exchange(std::move(connection), cache, request, options, deadline, progress, slot);
       } catch (const TransportError& e) {
         // A kept-alive connection the server had already dropped: once more on a fresh one, when
         // that cannot repeat a side effect (RFC 9110 §9.2.2).
-        const bool stale = progress.connection_reused && !progress.response_started && !progress.body_consumed &&
-                           (request.is_idempotent() || !progress.request_sent) &&
-                           e.code() == make_error_code(errc::connection_failed);
-        if (attempt == 0 && stale) continue;
-        throw;
+        stale = progress.connection_reused && !progress.response_started && !progress.body_consumed &&
+                (request.is_idempotent() || !progress.request_sent) &&
+                e.code() == make_error_code(errc::connection_failed);
+        failure = std::current_exception();
       }
+      if (!(attempt == 0 && stale)) std::rethrow_exception(failure);
     }
   }
 
@@ -312,29 +393,40 @@ class Client {
     throw TransportError(code, describe(request) + ": " + what, progress);
   }
 
-  static errc io_errc(const std::error_code& ec) {
-    return ec == asio::error::timed_out ? errc::timed_out : errc::connection_failed;
-  }
-
   static std::string idle_text(std::chrono::milliseconds idle) { return std::to_string(idle.count()) + " ms"; }
 
-  template <class Buffers>
-  void send(connection_type& c, const Request& request, const Buffers& buffers, std::size_t size,
-            detail::Clock::time_point deadline, TransportError::Progress& progress) {
-    std::error_code ec;
-    const auto until = detail::earliest(deadline, detail::deadline_after(state_->options.timeouts.idle));
-    detail::write_all(c.ctx, *c.stream, buffers, until, ec);
-    if (ec) {
-      fail(io_errc(ec), request,
-           ec == asio::error::timed_out ? "timed out sending the request" : "sending the request: " + ec.message(),
+  // What a failed read or write says: the watchdog's deadline, a cancel, or the error.
+  [[noreturn]] void fail_io(connection_type& c, const std::error_code& ec, const Request& request, const char* doing,
+                            detail::Clock::time_point deadline, std::chrono::milliseconds idle,
+                            const TransportError::Progress& progress) const {
+    if (c.watchdog.fired()) {
+      if (detail::Clock::now() >= deadline) fail(errc::timed_out, request, "the request's deadline passed", progress);
+      fail(errc::timed_out, request,
+           std::string(progress.response_started ? "no data from the server for "
+                                                  : (progress.request_sent ? "no response from the server for "
+                                                                           : "timed out sending the request after ")) +
+               idle_text(idle),
            progress);
     }
+    if (ec == asio::error::operation_aborted)
+      throw TransportError(ec, describe(request) + ": cancelled while " + doing, progress);
+    fail(errc::connection_failed, request, std::string(doing) + ": " + ec.message(), progress);
+  }
+
+  template <class Buffers>
+  Task<void> send(connection_type& c, const Request& request, const Buffers& buffers, std::size_t size,
+                  detail::Clock::time_point deadline, std::chrono::milliseconds idle, TransportError::Progress& progress) {
+    auto [ec, n] = co_await asio::async_write(c.stream, buffers, compat::as_tuple(asio::use_awaitable));
+    (void)n;
+    if (ec) fail_io(c, ec, request, "sending the request", deadline, idle, progress);
+    c.watchdog.progress();
     if (size > 0) progress.request_sent = true;
   }
 
-  void send_body(connection_type& c, Request& request, const RequestOptions& options,
-                 detail::Clock::time_point deadline, TransportError::Progress& progress, bool chunked) {
-    constexpr std::size_t slice = 1 << 20;  // in-memory bodies: one idle deadline per MiB
+  Task<void> send_body(connection_type& c, Request& request, const RequestOptions& options,
+                       detail::Clock::time_point deadline, std::chrono::milliseconds idle,
+                       TransportError::Progress& progress, bool chunked) {
+    constexpr std::size_t slice = 1 << 20;  // in-memory bodies: progress reported per MiB
     const std::optional<std::uint64_t> total =
         request.source ? request.source_size : std::optional<std::uint64_t>(request.body.size());
     std::uint64_t done = 0;
@@ -346,11 +438,11 @@ class Client {
     if (!request.source) {
       for (std::size_t at = 0; at < request.body.size(); at += slice) {
         const std::size_t n = std::min(slice, request.body.size() - at);
-        send(c, request, asio::buffer(request.body.data() + at, n), n, deadline, progress);
+        co_await send(c, request, asio::buffer(request.body.data() + at, n), n, deadline, idle, progress);
         done += n;
         report();
       }
-      return;
+      co_return;
     }
     constexpr std::size_t capacity = 64 * 1024;
     std::vector<char> buffer(capacity);
@@ -373,15 +465,15 @@ class Client {
         const int len = std::snprintf(size_line, sizeof size_line, "%zx\r\n", n);
         const std::array<asio::const_buffer, 3> parts{asio::buffer(size_line, static_cast<std::size_t>(len)),
                                                       asio::buffer(buffer.data(), n), asio::buffer("\r\n", 2)};
-        send(c, request, parts, n, deadline, progress);
+        co_await send(c, request, parts, n, deadline, idle, progress);
       } else {
-        send(c, request, asio::buffer(buffer.data(), n), n, deadline, progress);
+        co_await send(c, request, asio::buffer(buffer.data(), n), n, deadline, idle, progress);
       }
       done += n;
       report();
     }
     if (chunked) {
-      send(c, request, asio::buffer("0\r\n\r\n", 5), 5, deadline, progress);
+      co_await send(c, request, asio::buffer("0\r\n\r\n", 5), 5, deadline, idle, progress);
     } else if (done != *total) {
       fail(errc::invalid_argument, request,
            "body source ended after " + std::to_string(done) + " of " + std::to_string(*total) + " declared bytes",
@@ -389,43 +481,55 @@ class Client {
     }
   }
 
-  Response exchange(std::unique_ptr<connection_type> connection, Request& request, const RequestOptions& options,
-                    detail::Clock::time_point deadline, TransportError::Progress& progress, Slot* slot) {
+  Task<Response> exchange(std::unique_ptr<connection_type> connection, detail::ConnectionCache<T>& cache,
+                          Request& request, const RequestOptions& options, detail::Clock::time_point deadline,
+                          TransportError::Progress& progress, Slot* slot) {
     auto& c = *connection;
+    const auto idle = options.idle_timeout.value_or(state_->options.timeouts.idle);
+    c.guard(deadline, idle);
+    std::optional<Error> failed;
     try {
       const bool chunked = request.source && !request.source_size;
       const std::string head = serialize_head(request, chunked);
       if (!request.source && request.body.size() <= (64u << 10)) {
         // Head and small body in one write: one segment on the wire.
         const std::array<asio::const_buffer, 2> parts{asio::buffer(head), asio::buffer(request.body)};
-        send(c, request, parts, head.size() + request.body.size(), deadline, progress);
+        co_await send(c, request, parts, head.size() + request.body.size(), deadline, idle, progress);
         if (!request.body.empty() && options.on_upload &&
             !options.on_upload(request.body.size(), request.body.size()))
           fail(errc::cancelled, request, "cancelled while sending the request body", progress);
       } else {
-        send(c, request, asio::buffer(head), head.size(), deadline, progress);
-        send_body(c, request, options, deadline, progress, chunked);
+        co_await send(c, request, asio::buffer(head), head.size(), deadline, idle, progress);
+        co_await send_body(c, request, options, deadline, idle, progress, chunked);
       }
-      Response response = receive(c, request, options, deadline, progress);
+      Response response = co_await receive(c, request, options, deadline, idle, progress);
+      c.watchdog.disarm();
       if (c.parser.upgraded()) {
         if (slot) *slot = std::move(connection);
-        return response;
+        co_return response;
       }
-      if (c.parser.keep_alive() && c.begin == c.end) give_back(std::move(connection));
-      return response;
+      if (c.parser.keep_alive() && c.begin == c.end)
+        cache.give_back(state_->id, std::move(connection), state_->options.max_idle_connections);
+      co_return response;
     } catch (const TransportError&) {
       throw;
     } catch (const Error& e) {
-      // The parser's and the sink's errors, with the request they belong to.
-      errc code = e.code().category() == error_category() ? static_cast<errc>(e.code().value()) : errc::io_error;
-      fail(code, request, workspace::detail::message_of(e), progress);
+      failed.emplace(e);
     } catch (const std::exception& e) {
-      fail(errc::io_error, request, e.what(), progress);  // a throwing BodySink or Progress
+      // Cancelled through the operation's slot while between two reads or writes.
+      if (workspace::detail::is_aborted(e))
+        throw TransportError(asio::error::operation_aborted, describe(request) + ": cancelled", progress);
+      failed.emplace(errc::io_error, e.what());  // a throwing BodySink or Progress
     }
+    // The parser's and the sink's errors, with the request they belong to.
+    const auto& e = *failed;
+    const errc code = e.code().category() == error_category() ? static_cast<errc>(e.code().value()) : errc::io_error;
+    fail(code, request, workspace::detail::message_of(e), progress);
   }
 
-  Response receive(connection_type& c, const Request& request, const RequestOptions& options,
-                   detail::Clock::time_point deadline, TransportError::Progress& progress) {
+  Task<Response> receive(connection_type& c, const Request& request, const RequestOptions& options,
+                         detail::Clock::time_point deadline, std::chrono::milliseconds idle,
+                         TransportError::Progress& progress) {
     Response response;
     auto& parser = c.parser;
     parser.start(request.method == "HEAD");
@@ -460,22 +564,14 @@ class Client {
       }
       if (parser.done()) break;
       c.make_room(buffer_limit);
-      std::error_code ec;
-      const auto idle = options.idle_timeout.value_or(state_->options.timeouts.idle);
-      const auto until = detail::earliest(deadline, detail::deadline_after(idle));
-      const std::size_t n = detail::read_some(c.ctx, *c.stream, c.buffer.data() + c.end, c.buffer.size() - c.end, until, ec);
-      if (ec == asio::error::eof) {
+      auto [ec, n] = co_await c.stream.async_read_some(asio::buffer(c.buffer.data() + c.end, c.buffer.size() - c.end),
+                                                       compat::as_tuple(asio::use_awaitable));
+      if (ec == asio::error::eof && !c.watchdog.fired()) {
         parser.finish_eof();  // throws unless the body runs to the connection's end
         break;
       }
-      if (ec == asio::error::timed_out) {
-        const bool whole = detail::Clock::now() >= deadline;
-        fail(errc::timed_out, request,
-             whole ? "the request's deadline passed"
-                   : (progress.response_started ? "no data from the server for " : "no response from the server for ") + idle_text(idle),
-             progress);
-      }
-      if (ec) fail(errc::connection_failed, request, "receiving the response: " + ec.message(), progress);
+      if (ec) fail_io(c, ec, request, "receiving the response", deadline, idle, progress);
+      c.watchdog.progress();
       progress.response_started = true;
       c.end += n;
     }
@@ -483,11 +579,12 @@ class Client {
     response.status = head.status;
     response.reason = std::move(head.reason);
     response.headers = std::move(head.headers);
-    return response;
+    co_return response;
   }
 
-  std::unique_ptr<State> state_;
+  std::shared_ptr<State> state_;
   std::tuple<Policies...> policies_;
+  executor_type executor_{};
 };
 
 }  // namespace http

@@ -1,8 +1,10 @@
-// A connection of the client: its own io_context, the stream and the read buffer
-// (detail::Connection), and what a request that switched protocols hands over
+// A connection of the client (detail::Connection: the stream, its read buffer and parser, and
+// the watchdog that bounds its waits), where idle ones wait for reuse (detail::ConnectionCache,
+// one per execution context), and what a request that switched protocols hands over
 // (UpgradedConnection: Docker's attach and exec, websockets).
 #pragma once
 
+#include <workspace/core/async.hpp>
 #include <workspace/core/error.hpp>
 #include <workspace/http/detail/io.hpp>
 #include <workspace/http/detail/parser.hpp>
@@ -10,22 +12,28 @@
 #include <workspace/http/options.hpp>
 #include <workspace/version.hpp>
 
+#include <asio/any_io_executor.hpp>
 #include <asio/buffer.hpp>
+#include <asio/execution_context.hpp>
 #include <asio/io_context.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/write.hpp>
 
 #include <poll.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -34,18 +42,19 @@ namespace http {
 
 namespace detail {
 
-// One connection: its own io_context (run only by the thread using it), the stream, and the
-// read buffer, which may hold bytes of the next message and so lives as long as the stream.
+// One connection: the stream, bound to the executor that made it; the read buffer, which may
+// hold bytes of the next message and so lives as long as the stream; and its watchdog.
 template <class Transport>
 struct Connection {
-  asio::io_context ctx{1};
-  std::optional<typename Transport::Stream> stream{};
+  typename Transport::Stream stream;
+  Watchdog watchdog;
   std::vector<char> buffer = std::vector<char>(16 * 1024);
   std::size_t begin = 0;  // unconsumed bytes are [begin, end)
   std::size_t end = 0;
   ResponseParser parser;
 
-  explicit Connection(const ParserLimits& limits) : parser(limits) {}
+  Connection(typename Transport::Stream s, const ParserLimits& limits)
+      : stream(std::move(s)), watchdog(stream.get_executor()), parser(limits) {}
 
   std::string_view pending() const noexcept { return {buffer.data() + begin, end - begin}; }
 
@@ -65,89 +74,184 @@ struct Connection {
   // A kept-alive connection the server closed (or that has unexpected bytes) reads as ready.
   bool looks_alive() {
     if (begin != end) return false;
-    pollfd p{stream->native_handle(), POLLIN, 0};
+    pollfd p{stream.native_handle(), POLLIN, 0};
     return ::poll(&p, 1, 0) == 0;
   }
+
+  // Bounds what follows by `deadline`, and every wait in it by `idle`.
+  void guard(Clock::time_point deadline, std::chrono::milliseconds idle) {
+    watchdog.arm([this] { stream.close(); }, deadline, idle);
+  }
 };
+
+// Kept-alive connections waiting for reuse, per execution context (a socket serves only the
+// context it was made on) and per client. A service of the context, so that they close with it.
+template <class Transport>
+class ConnectionCache final : public asio::execution_context::service {
+ public:
+  inline static asio::execution_context::id id;
+
+  explicit ConnectionCache(asio::execution_context& context) : asio::execution_context::service(context) {}
+
+  // An idle connection of client `owner` that still looks alive, or none.
+  std::unique_ptr<Connection<Transport>> take(std::uint64_t owner) {
+    std::lock_guard lock(mutex_);
+    auto it = idle_.find(owner);
+    if (it == idle_.end()) return nullptr;
+    while (!it->second.empty()) {
+      auto c = std::move(it->second.back());
+      it->second.pop_back();
+      if (c->looks_alive()) return c;
+    }
+    return nullptr;
+  }
+
+  void give_back(std::uint64_t owner, std::unique_ptr<Connection<Transport>> c, std::size_t max_idle) {
+    std::lock_guard lock(mutex_);
+    auto& list = idle_[owner];
+    if (list.size() < max_idle) list.push_back(std::move(c));
+    // Clients come and go; their idle connections do not pile up past a bound.
+    while (idle_.size() > max_clients) idle_.erase(idle_.begin());
+  }
+
+  std::size_t idle(std::uint64_t owner) const {
+    std::lock_guard lock(mutex_);
+    const auto it = idle_.find(owner);
+    return it == idle_.end() ? 0 : it->second.size();
+  }
+  void forget(std::uint64_t owner) {
+    std::lock_guard lock(mutex_);
+    idle_.erase(owner);
+  }
+
+ private:
+  static constexpr std::size_t max_clients = 64;
+  void shutdown() override {
+    std::lock_guard lock(mutex_);
+    idle_.clear();
+  }
+
+  mutable std::mutex mutex_;
+  std::map<std::uint64_t, std::vector<std::unique_ptr<Connection<Transport>>>> idle_;
+};
+
+template <class Transport, class Executor>
+ConnectionCache<Transport>& cache_of(const Executor& executor) {
+  return asio::use_service<ConnectionCache<Transport>>(asio::query(executor, asio::execution::context));
+}
 
 }  // namespace detail
 
 // The connection after 101 Switching Protocols: the raw stream, with any bytes the server sent
-// right behind the response head (they arrive first from read_some). Docker's attach and exec use
-// this. Not thread-safe: one reader and one writer on the same thread.
+// right behind the response head (they arrive first from a read). Docker's attach and exec and
+// websockets use this. Coroutines use the co_ calls; the blocking calls work on a connection that
+// a blocking upgrade made (it has an io_context of its own). One reader and one writer at a time.
 template <class Transport>
 class UpgradedConnection {
  public:
-  UpgradedConnection(Response response, std::unique_ptr<detail::Connection<Transport>> connection)
-      : response_(std::move(response)), connection_(std::move(connection)) {}
+  UpgradedConnection(Response response, std::unique_ptr<detail::Connection<Transport>> connection,
+                     std::shared_ptr<asio::io_context> own_context = nullptr)
+      : response_(std::move(response)), connection_(std::move(connection)), own_context_(std::move(own_context)) {}
+  // None: what an asynchronous operation that failed completes with beside its exception.
+  UpgradedConnection() = default;
+  // The same connection, with the io_context its blocking calls run on.
+  UpgradedConnection(UpgradedConnection&& other, std::shared_ptr<asio::io_context> own_context)
+      : UpgradedConnection(std::move(other)) {
+    own_context_ = std::move(own_context);
+  }
+  UpgradedConnection(UpgradedConnection&&) noexcept = default;
+  UpgradedConnection& operator=(UpgradedConnection&&) noexcept = default;
+  ~UpgradedConnection() { close(); }
 
   // The 101 response, or the final response when the server did not switch protocols.
   const Response& response() const noexcept { return response_; }
   bool upgraded() const noexcept { return connection_ != nullptr; }
 
-  // Reads what is available, waiting until the deadline; 0 means the peer closed its side.
-  // ec is errc::timed_out (== std::errc::timed_out) when the deadline passed, and the
-  // connection is then closed.
-  std::size_t read_some(char* data, std::size_t size, std::chrono::steady_clock::time_point deadline,
-                        std::error_code& ec) {
-    ec.clear();
+  // Reads what is available, waiting until the deadline: 0 means the peer closed its side.
+  // Error(timed_out) when the deadline passed (the connection is then closed),
+  // Error(connection_failed) when the read failed.
+  Task<std::size_t> co_read_some(char* data, std::size_t size, Deadline::time_point deadline) {
     auto& c = require();
     if (c.begin != c.end) {
       const std::size_t n = std::min(size, c.end - c.begin);
       std::memcpy(data, c.buffer.data() + c.begin, n);
       c.begin += n;
-      return n;
+      co_return n;
     }
-    const std::size_t n = detail::read_some(c.ctx, *c.stream, data, size, deadline, ec);
-    if (ec == asio::error::eof) {
-      ec.clear();
-      return 0;
-    }
-    if (ec == asio::error::timed_out) ec = make_error_code(errc::timed_out);  // == std::errc::timed_out
-    return n;
-  }
-
-  std::size_t read_some(char* data, std::size_t size, std::chrono::steady_clock::time_point deadline) {
-    std::error_code ec;
-    const std::size_t n = read_some(data, size, deadline, ec);
-    if (ec == errc::timed_out) throw Error(errc::timed_out, "reading an upgraded connection: timed out");
+    c.watchdog.arm([&c] { c.stream.close(); }, deadline);
+    auto [ec, n] = co_await c.stream.async_read_some(asio::buffer(data, size), compat::as_tuple(asio::use_awaitable));
+    c.watchdog.disarm();
+    if (c.watchdog.fired()) throw Error(errc::timed_out, "reading an upgraded connection: timed out");
+    if (ec == asio::error::eof) co_return 0;
+    if (ec == asio::error::operation_aborted) throw Error(ec, "reading an upgraded connection: cancelled");
     if (ec) throw Error(errc::connection_failed, "reading an upgraded connection: " + ec.message());
-    return n;
+    co_return n;
   }
 
   // Waits until data can be read (or the peer closed) without consuming anything or closing the
-  // connection; false when the deadline passed first. Bytes waiting inside a TLS layer count.
-  bool wait_readable(std::chrono::steady_clock::time_point deadline) {
+  // connection; false when `until` passed first. Bytes waiting inside a TLS layer count.
+  Task<bool> co_wait_readable(Deadline::time_point until) {
     auto& c = require();
-    if (c.begin != c.end) return true;
-    if constexpr (requires { c.stream->has_buffered(); }) {
-      if (c.stream->has_buffered()) return true;
-    }
-    for (;;) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-      pollfd p{c.stream->native_handle(), POLLIN, 0};
-      const int timeout = left.count() <= 0 ? 0 : static_cast<int>(std::min<std::int64_t>(left.count() + 1, 60'000));
-      const int ready = ::poll(&p, 1, timeout);
-      if (ready > 0) return true;
-      if (ready < 0 && errno != EINTR) return true;  // let the read report it
-      if (ready == 0 && std::chrono::steady_clock::now() >= deadline) return false;
-    }
+    if (c.begin != c.end) co_return true;
+    if (c.stream.has_buffered()) co_return true;
+    asio::steady_timer timer(c.stream.get_executor(), until);
+    // Whichever ends first cancels the other; both are awaited, so nothing outlives this frame.
+    auto [order, readable, expired] = co_await compat::make_parallel_group(
+                                          c.stream.async_wait_readable(compat::deferred),
+                                          timer.async_wait(compat::deferred))
+                                          .async_wait(compat::wait_for_one(), asio::use_awaitable);
+    (void)readable;  // an error counts as readable: the read reports it
+    (void)expired;
+    co_return order[0] == 0;
   }
 
-  void write(std::string_view data, std::chrono::steady_clock::time_point deadline) {
+  Task<void> co_write(std::string_view data, Deadline::time_point deadline) {
     auto& c = require();
-    std::error_code ec;
-    detail::write_all(c.ctx, *c.stream, asio::buffer(data.data(), data.size()), deadline, ec);
-    if (ec == asio::error::timed_out) throw Error(errc::timed_out, "writing an upgraded connection: timed out");
+    c.watchdog.arm([&c] { c.stream.close(); }, deadline);
+    auto [ec, n] = co_await asio::async_write(c.stream, asio::buffer(data.data(), data.size()),
+                                              compat::as_tuple(asio::use_awaitable));
+    (void)n;
+    c.watchdog.disarm();
+    if (c.watchdog.fired()) throw Error(errc::timed_out, "writing an upgraded connection: timed out");
     if (ec) throw Error(errc::connection_failed, "writing an upgraded connection: " + ec.message());
   }
 
-  // Tells the peer we have nothing more to send (Docker then ends the exec's stdin).
-  void shutdown_send() { require().stream->shutdown_send(); }
-  void close() noexcept {
-    if (connection_) connection_->stream->close();
+  // The blocking forms, for a connection a blocking upgrade made. read_some gives the error as
+  // ec: errc::timed_out (== std::errc::timed_out) when the deadline passed.
+  std::size_t read_some(char* data, std::size_t size, Deadline::time_point deadline, std::error_code& ec) {
+    ec.clear();
+    try {
+      return run([&] { return co_read_some(data, size, deadline); });
+    } catch (const Error& e) {
+      ec = e.code();
+      return 0;
+    }
   }
-  int native_handle() { return require().stream->native_handle(); }
+  std::size_t read_some(char* data, std::size_t size, Deadline::time_point deadline) {
+    return run([&] { return co_read_some(data, size, deadline); });
+  }
+  bool wait_readable(Deadline::time_point until) {
+    return run([&] { return co_wait_readable(until); });
+  }
+  void write(std::string_view data, Deadline::time_point deadline) {
+    run([&] { return co_write(data, deadline); });
+  }
+
+  // Runs the coroutine `make()` gives to its end: for the blocking calls of layers above
+  // (websockets), on a connection a blocking upgrade made.
+  template <class Make>
+  auto blocking(Make&& make) {
+    return run(std::forward<Make>(make));
+  }
+  bool has_own_context() const noexcept { return own_context_ != nullptr; }
+
+  // Tells the peer we have nothing more to send (Docker then ends the exec's stdin).
+  void shutdown_send() { require().stream.shutdown_send(); }
+  void close() noexcept {
+    if (connection_) connection_->stream.close();
+  }
+  int native_handle() { return require().stream.native_handle(); }
+  asio::any_io_executor get_executor() { return require().stream.get_executor(); }
 
  private:
   detail::Connection<Transport>& require() {
@@ -155,8 +259,16 @@ class UpgradedConnection {
     return *connection_;
   }
 
+  template <class Make>
+  auto run(Make&& make) {
+    if (!own_context_)
+      throw Error(errc::bad_state, "a connection an asynchronous upgrade made takes the co_ calls only");
+    return workspace::detail::run_blocking_on(*own_context_, std::forward<Make>(make));
+  }
+
   Response response_;
   std::unique_ptr<detail::Connection<Transport>> connection_;
+  std::shared_ptr<asio::io_context> own_context_;
 };
 
 }  // namespace http

@@ -10,10 +10,13 @@
 // has it. Tests inject faults the same way (a policy whose prepare() throws TransportError).
 #pragma once
 
+#include <workspace/core/async.hpp>
 #include <workspace/core/detail/random.hpp>
 #include <workspace/http/error.hpp>
 #include <workspace/http/message.hpp>
 #include <workspace/version.hpp>
+
+#include <asio/error.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -265,7 +268,10 @@ class Retry {
 
   static bool retryable_failure(const Request& request, const TransportError& e) {
     const auto& p = e.progress();
-    if (e.code() == make_error_code(errc::cancelled) || e.code() == make_error_code(errc::invalid_argument))
+    // Cancelled by the caller (a progress callback, or the operation's cancellation slot): never
+    // tried again.
+    if (e.code() == make_error_code(errc::cancelled) || e.code() == make_error_code(errc::invalid_argument) ||
+        e.code() == asio::error::operation_aborted)
       return false;
     if (p.body_consumed || p.body_delivered) return false;
     if (!p.request_sent) return true;
@@ -301,29 +307,33 @@ Decision decide_all(std::tuple<Ps...>& policies, const Request& request, const O
 }
 
 
-// Drives one request through `policies`: `attempt(request)` performs one exchange (returning the
-// response or throwing TransportError), `wait(duration)` waits between attempts and returns
-// false when the request's time is up. Returns the last response, or throws the last failure.
+// Drives one request through `policies`: `attempt(request)` performs one exchange (a coroutine
+// giving the response or throwing TransportError), `wait(duration)` waits between attempts and
+// gives false when the request's time is up. Gives the last response, or throws the last failure.
 template <class Attempt, class Wait, class... Ps>
-Response run_policies(std::tuple<Ps...>& policies, Request& request, Attempt&& attempt, Wait&& wait) {
+Task<Response> run_policies(std::tuple<Ps...>& policies, Request& request, Attempt attempt, Wait wait) {
   const auto first = std::chrono::steady_clock::now();
   for (int number = 1;; ++number) {
     std::apply([&](auto&... p) { (p.prepare(request), ...); }, policies);
     std::optional<Response> response;
     std::exception_ptr failure;
     Outcome outcome{.attempt = number, .first_attempt = first};
+    Decision decision;
     try {
-      response.emplace(attempt(request));
-      outcome.response = &*response;
+      response.emplace(co_await attempt(request));
     } catch (const TransportError& e) {
       failure = std::current_exception();
       outcome.error = &e;
-      Decision decision = decide_all(policies, request, outcome);
-      if (!decision.retries() || !wait(*decision.retry_after)) std::rethrow_exception(failure);
-      continue;
+      decision = decide_all(policies, request, outcome);  // while e lives
     }
-    Decision decision = decide_all(policies, request, outcome);
-    if (!decision.retries() || !wait(*decision.retry_after)) return std::move(*response);
+    if (!failure) {
+      outcome.response = &*response;
+      decision = decide_all(policies, request, outcome);
+    }
+    if (!decision.retries() || !co_await wait(*decision.retry_after)) {
+      if (failure) std::rethrow_exception(failure);
+      co_return std::move(*response);
+    }
   }
 }
 

@@ -15,7 +15,9 @@
 #include <workspace/http/transport.hpp>
 #include <workspace/version.hpp>
 
+#include <asio/bind_cancellation_slot.hpp>
 #include <asio/io_context.hpp>
+#include <asio/post.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/ssl.hpp>
 
@@ -26,6 +28,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <system_error>
 #include <utility>
 
@@ -65,6 +68,20 @@ inline std::shared_ptr<asio::ssl::context> make_tls_context(const TlsOptions& op
   return context;
 }
 
+// A read handler that reports a TLS end without close_notify as the end of the stream, keeping
+// the wrapped handler's cancellation slot (its executor is the stream's, as for any handler of
+// the stream's own).
+template <class Handler>
+struct TruncationIsEnd {
+  Handler handler;
+  using cancellation_slot_type = asio::associated_cancellation_slot_t<Handler>;
+  cancellation_slot_type get_cancellation_slot() const noexcept { return asio::get_associated_cancellation_slot(handler); }
+  void operator()(std::error_code ec, std::size_t n) {
+    if (ec == asio::ssl::error::stream_truncated) ec = asio::error::eof;
+    std::move(handler)(ec, n);
+  }
+};
+
 // TLS over a connected socket: SNI, chain and host-name verification. (A template for build
 // time only; it is always BasicTlsStream<asio::ip::tcp::socket>, that is TlsStream.)
 template <class Socket>
@@ -75,7 +92,7 @@ class BasicTlsStream {
   BasicTlsStream(Socket socket, asio::ssl::context& context)
       : stream_(std::make_unique<asio::ssl::stream<Socket>>(std::move(socket), context)) {}
 
-  void handshake(asio::io_context& ctx, const Origin& origin, Clock::time_point deadline) {
+  Task<void> handshake(const Origin& origin, Clock::time_point deadline) {
     const std::string& name = origin.tls_options.server_name.empty() ? origin.url.host
                                                                      : origin.tls_options.server_name;
     SSL* ssl = stream_->native_handle();
@@ -91,13 +108,12 @@ class BasicTlsStream {
       if (is_ip) X509_VERIFY_PARAM_set1_ip_asc(param, name.c_str());
       else X509_VERIFY_PARAM_set1_host(param, name.c_str(), name.size());
     }
-    bool done = false;
-    stream_->async_handshake(asio::ssl::stream_base::client, [&](const std::error_code& e) {
-      ec = e;
-      done = true;
-    });
+    Watchdog watchdog(stream_->get_executor());
+    watchdog.arm([this] { close(); }, deadline);
+    std::tie(ec) = co_await stream_->async_handshake(asio::ssl::stream_base::client, compat::as_tuple(asio::use_awaitable));
+    watchdog.disarm();
     const std::string where = "TLS handshake with " + host_port(origin.url.host, origin.url.port);
-    if (!run_until(ctx, done, deadline, [&] { close(); })) throw Error(errc::timed_out, where + ": timed out");
+    if (watchdog.fired()) throw Error(errc::timed_out, where + ": timed out");
     if (ec) {
       const long verify = SSL_get_verify_result(ssl);
       if (verify != X509_V_OK)
@@ -107,18 +123,32 @@ class BasicTlsStream {
     }
   }
 
-  template <class Buffers, class Handler>
-  void async_read_some(const Buffers& buffers, Handler&& handler) {
-    // A peer that closes without close_notify after a complete message is common and harmless
-    // for framed HTTP messages; the parser decides whether the message was cut.
-    stream_->async_read_some(buffers, [h = std::forward<Handler>(handler)](std::error_code ec, std::size_t n) mutable {
-      if (ec == asio::ssl::error::stream_truncated) ec = asio::error::eof;
-      h(ec, n);
-    });
+  // A peer that closes without close_notify after a complete message is common and harmless
+  // for framed HTTP messages; the parser decides whether the message was cut: such an end reads
+  // as the end of the stream. The caller's cancellation slot goes through.
+  template <class Buffers, class Token>
+  auto async_read_some(const Buffers& buffers, Token&& token) {
+    return asio::async_initiate<Token, void(std::error_code, std::size_t)>(
+        [this](auto handler, const Buffers& b) { stream_->async_read_some(b, TruncationIsEnd<decltype(handler)>{std::move(handler)}); },
+        token, buffers);
   }
-  template <class Buffers, class Handler>
-  void async_write_some(const Buffers& buffers, Handler&& handler) {
-    stream_->async_write_some(buffers, std::forward<Handler>(handler));
+  template <class Buffers, class Token>
+  auto async_write_some(const Buffers& buffers, Token&& token) {
+    return stream_->async_write_some(buffers, std::forward<Token>(token));
+  }
+  // Readable: bytes wait in the TLS layer, or on the socket.
+  template <class Token>
+  auto async_wait_readable(Token&& token) {
+    return asio::async_initiate<Token, void(std::error_code)>(
+        [this](auto handler) {
+          if (has_buffered()) {
+            asio::post(stream_->get_executor(), asio::bind_cancellation_slot(asio::cancellation_slot(),
+                                                                             [h = std::move(handler)]() mutable { std::move(h)(std::error_code()); }));
+            return;
+          }
+          stream_->lowest_layer().async_wait(Socket::wait_read, std::move(handler));
+        },
+        token);
   }
   executor_type get_executor() { return stream_->get_executor(); }
   void close() noexcept {
@@ -157,12 +187,12 @@ struct Tls {
     if (!origin.tls) origin.tls = detail::make_tls_context(options.tls);
     return origin;
   }
-  template <detail::IoContext Context>
-  static Stream connect(Context& ctx, const Origin& origin, detail::Clock::time_point deadline) {
-    Stream stream(detail::connect_origin_tcp(ctx, origin, deadline, true),
+  template <class Executor>
+  static Task<Stream> connect(Executor executor, const Origin& origin, detail::Clock::time_point deadline) {
+    Stream stream(co_await detail::connect_origin_tcp(executor, origin, deadline, true),
                   *std::static_pointer_cast<asio::ssl::context>(origin.tls));
-    stream.handshake(ctx, origin, deadline);
-    return stream;
+    co_await stream.handshake(origin, deadline);
+    co_return stream;
   }
 };
 
@@ -174,10 +204,10 @@ struct TcpOrTls {
     if (origin.url.is_tls() && !origin.tls) origin.tls = detail::make_tls_context(options.tls);
     return origin;
   }
-  template <detail::IoContext Context>
-  static Stream connect(Context& ctx, const Origin& origin, detail::Clock::time_point deadline) {
-    if (!origin.url.is_tls()) return Stream(Tcp::connect(ctx, origin, deadline));
-    return Stream(Tls::connect(ctx, origin, deadline));
+  template <class Executor>
+  static Task<Stream> connect(Executor executor, const Origin& origin, detail::Clock::time_point deadline) {
+    if (!origin.url.is_tls()) co_return Stream(co_await Tcp::connect(executor, origin, deadline));
+    co_return Stream(co_await Tls::connect(executor, origin, deadline));
   }
 };
 
@@ -186,11 +216,16 @@ namespace detail {
 // TLS for AnyTransport, made only where enable_tls() is called or a TLS client connects: a
 // variable template, so that merely including this header instantiates none of the connect and
 // handshake code (that would cost every translation unit seconds of compile time).
-template <class Context>
+template <class Executor>
+Task<std::unique_ptr<ErasedStream>> connect_erased(Executor executor, const Origin& origin, Clock::time_point deadline) {
+  co_return std::make_unique<ErasedStreamOf<TlsStream>>(co_await Tls::connect(executor, origin, deadline));
+}
+
+template <class Executor>
 inline const TlsSupport tls_support_for{
     [](const TlsOptions& options) -> std::shared_ptr<void> { return make_tls_context(options); },
-    [](asio::io_context& ctx, const Origin& origin, Clock::time_point deadline) -> std::unique_ptr<ErasedStream> {
-      return std::make_unique<ErasedStreamOf<TlsStream>>(Tls::connect(static_cast<Context&>(ctx), origin, deadline));
+    [](asio::any_io_executor executor, const Origin& origin, Clock::time_point deadline) {
+      return connect_erased(Executor(std::move(executor)), origin, deadline);
     }};
 
 }  // namespace detail
@@ -198,9 +233,9 @@ inline const TlsSupport tls_support_for{
 // Lets AnyTransport (a DockerWorkspace's DOCKER_HOST) reach https:// servers. Call it once, from
 // a translation unit that includes this header; opening any TLS client does it too, and so does
 // AnyWorkspace.
-template <class Context = asio::io_context>
+template <class Executor = asio::any_io_executor>
 void enable_tls() {
-  static const bool enabled = (detail::tls_support() = &detail::tls_support_for<Context>, true);
+  static const bool enabled = (detail::tls_support() = &detail::tls_support_for<Executor>, true);
   (void)enabled;
 }
 

@@ -1,11 +1,12 @@
 // Transports: how a client reaches its server. Each is a type with
 //   Stream                                   an Asio AsyncReadStream/AsyncWriteStream with close()
+//                                            and async_wait_readable()
 //   static Origin make_origin(address, opts) parse the address once, per client
-//   static Stream connect(ctx, origin, deadline)
+//   static Task<Stream> connect(executor, origin, deadline)
 // so the client is one template whatever the wire (Beast's transport-as-parameter idea).
-// connect() and what it calls are templates (the context is always asio::io_context), so that a
-// translation unit that includes this header instantiates none of Asio's resolver or socket
-// operations until a client actually connects: that keeps the headers cheap to include.
+// connect() is a coroutine template on the executor, so that a translation unit that includes
+// this header instantiates none of Asio's resolver or socket operations until a client actually
+// connects: that keeps the headers cheap to include.
 //
 //   Tcp        http://host[:port][/base]     plain TCP, through HTTP_PROXY when set
 //   UnixSocket /path/to.sock or unix:///path/to.sock
@@ -13,6 +14,7 @@
 // AnyTransport (<workspace/http/any_transport.hpp>). This header parses no OpenSSL header.
 #pragma once
 
+#include <workspace/core/async.hpp>
 #include <workspace/core/detail/base64.hpp>
 #include <workspace/core/error.hpp>
 #include <workspace/http/detail/io.hpp>
@@ -24,6 +26,7 @@
 #include <asio/any_io_executor.hpp>
 #include <asio/connect.hpp>
 #include <asio/io_context.hpp>
+#include <asio/write.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/local/stream_protocol.hpp>
 
@@ -35,10 +38,12 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <utility>
 #include <variant>
 #include <vector>
 
+WORKSPACE_COROUTINES_BEGIN
 WORKSPACE_NAMESPACE_BEGIN
 namespace http {
 
@@ -63,16 +68,13 @@ struct Origin {
 
 namespace detail {
 
-template <class T>
-concept IoContext = std::same_as<T, asio::io_context>;
-
 // What <workspace/http/tls.hpp> provides to the transports that choose TLS at run time without
 // naming OpenSSL (AnyTransport): set once by that header, wherever in the program it is
 // included.
 struct ErasedStream;
 struct TlsSupport {
   std::shared_ptr<void> (*make_context)(const TlsOptions&);
-  std::unique_ptr<ErasedStream> (*connect)(asio::io_context&, const Origin&, Clock::time_point);
+  Task<std::unique_ptr<ErasedStream>> (*connect)(asio::any_io_executor, const Origin&, Clock::time_point);
 };
 inline const TlsSupport*& tls_support() noexcept {
   static const TlsSupport* support = nullptr;
@@ -84,9 +86,18 @@ inline std::string host_port(const std::string& host, std::uint16_t port) {
   return (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port);
 }
 
-template <IoContext Context>
-asio::ip::tcp::socket connect_tcp(Context& ctx, const std::string& host, std::uint16_t port,
-                                  Clock::time_point deadline) {
+// Closes a socket, for a watchdog.
+template <class Socket>
+std::function<void()> closer(Socket& socket) {
+  return [&socket] {
+    std::error_code ignored;
+    socket.close(ignored);
+  };
+}
+
+template <class Executor>
+Task<asio::ip::tcp::socket> connect_tcp(Executor executor, std::string host, std::uint16_t port,
+                                        Clock::time_point deadline) {
   using tcp = asio::ip::tcp;
   const std::string where = host_port(host, port);
   std::error_code ec;
@@ -94,26 +105,25 @@ asio::ip::tcp::socket connect_tcp(Context& ctx, const std::string& host, std::ui
   if (const auto address = asio::ip::make_address(host, ec); !ec) {
     endpoints.emplace_back(address, port);
   } else {
-    // getaddrinfo cannot be interrupted; it is bounded by the system resolver's own timeouts.
-    tcp::resolver resolver(ctx);
+    // getaddrinfo, called here: Asio's asynchronous resolve would start a thread of its own. It
+    // is bounded by the system resolver's own timeouts.
+    tcp::resolver resolver(executor);
     const auto results = resolver.resolve(host, std::to_string(port), ec);
     if (ec) throw Error(errc::connection_failed, "resolve " + host + ": " + ec.message());
     for (const auto& entry : results) endpoints.push_back(entry.endpoint());
   }
   std::error_code last = asio::error::host_not_found;
   for (const auto& endpoint : endpoints) {
-    tcp::socket socket(ctx);
+    tcp::socket socket(executor);
     open_cloexec(socket, endpoint.protocol());
-    bool done = false;
-    socket.async_connect(endpoint, [&](const std::error_code& e) {
-      last = e;
-      done = true;
-    });
-    if (!run_until(ctx, done, deadline, [&] { socket.close(ec); }))
-      throw Error(errc::timed_out, "connect to " + where + ": timed out");
+    Watchdog watchdog(executor);
+    watchdog.arm(closer(socket), deadline);
+    std::tie(last) = co_await socket.async_connect(endpoint, compat::as_tuple(asio::use_awaitable));
+    watchdog.disarm();
+    if (watchdog.fired()) throw Error(errc::timed_out, "connect to " + where + ": timed out");
     if (!last) {
       socket.set_option(tcp::no_delay(true), ec);  // heads and bodies go out in whole writes
-      return socket;
+      co_return socket;
     }
   }
   throw Error(errc::connection_failed, "connect to " + where + ": " + last.message());
@@ -121,29 +131,35 @@ asio::ip::tcp::socket connect_tcp(Context& ctx, const std::string& host, std::ui
 
 // Asks an HTTP proxy for a tunnel to `authority` (host:port).
 template <class Stream>
-void connect_tunnel(asio::io_context& ctx, Stream& stream, const Origin& origin,
-                    Clock::time_point deadline) {
+Task<void> connect_tunnel(Stream& stream, const Origin& origin, Clock::time_point deadline) {
   const std::string authority = host_port(origin.url.host, origin.url.port);
   std::string request = "CONNECT " + authority + " HTTP/1.1\r\nHost: " + authority + "\r\n";
   if (!origin.proxy_authorization.empty())
     request += "Proxy-Authorization: " + origin.proxy_authorization + "\r\n";
   request += "\r\n";
   const std::string where = "CONNECT " + authority + " through proxy " + origin.proxy->str();
-  std::error_code ec;
-  write_all(ctx, stream, asio::buffer(request), deadline, ec);
-  if (ec) throw Error(ec == asio::error::timed_out ? errc::timed_out : errc::connection_failed, where + ": " + ec.message());
+  Watchdog watchdog(co_await asio::this_coro::executor);
+  watchdog.arm([&stream] { stream.close(); }, deadline);
+  const auto fail = [&](const std::error_code& e) {
+    watchdog.disarm();
+    if (watchdog.fired()) throw Error(errc::timed_out, where + ": timed out");
+    throw Error(errc::connection_failed, where + ": " + e.message());
+  };
+  auto [written, n_written] = co_await asio::async_write(stream, asio::buffer(request), compat::as_tuple(asio::use_awaitable));
+  (void)n_written;
+  if (written) fail(written);
   ResponseParser parser;
   parser.start(true);  // a 2xx to CONNECT has no body; the tunnel starts right after the head
   std::string buffer;
   char chunk[4096];
   std::size_t used = 0;
   while (!parser.head_done()) {
-    const std::size_t n = read_some(ctx, stream, chunk, sizeof chunk, deadline, ec);
-    if (ec == asio::error::timed_out) throw Error(errc::timed_out, where + ": timed out");
-    if (ec) throw Error(errc::connection_failed, where + ": " + ec.message());
+    auto [e, n] = co_await stream.async_read_some(asio::buffer(chunk), compat::as_tuple(asio::use_awaitable));
+    if (e) fail(e);
     buffer.append(chunk, n);
     used += parser.parse(std::string_view(buffer).substr(used), [](std::string_view) {});
   }
+  watchdog.disarm();
   const int status = parser.head().status;
   if (status == 407) throw Error(errc::authentication_failed, where + ": proxy authentication required", status, {});
   if (status < 200 || status >= 300)
@@ -152,13 +168,13 @@ void connect_tunnel(asio::io_context& ctx, Stream& stream, const Origin& origin,
 }
 
 // TCP to the origin, or to its proxy (tunnelled when `tunnel`).
-template <IoContext Context>
-asio::ip::tcp::socket connect_origin_tcp(Context& ctx, const Origin& origin, Clock::time_point deadline,
-                                         bool tunnel) {
-  if (!origin.proxy) return connect_tcp(ctx, origin.url.host, origin.url.port, deadline);
-  PlainStream<asio::ip::tcp::socket> stream(connect_tcp(ctx, origin.proxy->host, origin.proxy->port, deadline));
-  if (tunnel) connect_tunnel(ctx, stream, origin, deadline);
-  return std::move(stream.socket());
+template <class Executor>
+Task<asio::ip::tcp::socket> connect_origin_tcp(Executor executor, const Origin& origin, Clock::time_point deadline,
+                                               bool tunnel) {
+  if (!origin.proxy) co_return co_await connect_tcp(executor, origin.url.host, origin.url.port, deadline);
+  PlainStream<asio::ip::tcp::socket> stream(co_await connect_tcp(executor, origin.proxy->host, origin.proxy->port, deadline));
+  if (tunnel) co_await connect_tunnel(stream, origin, deadline);
+  co_return std::move(stream.socket());
 }
 
 // One of several streams, chosen when the connection is made: each operation goes to the one
@@ -172,13 +188,27 @@ class VariantStream {
     requires(std::same_as<S, Streams> || ...)
   explicit VariantStream(S stream) : stream_(std::move(stream)) {}
 
-  template <class Buffers, class Handler>
-  void async_read_some(const Buffers& buffers, Handler&& handler) {
-    std::visit([&](auto& s) { s.async_read_some(buffers, std::forward<Handler>(handler)); }, stream_);
+  template <class Buffers, class Token>
+  auto async_read_some(const Buffers& buffers, Token&& token) {
+    return asio::async_initiate<Token, void(std::error_code, std::size_t)>(
+        [this](auto handler, const Buffers& b) {
+          std::visit([&](auto& s) { s.async_read_some(b, std::move(handler)); }, stream_);
+        },
+        token, buffers);
   }
-  template <class Buffers, class Handler>
-  void async_write_some(const Buffers& buffers, Handler&& handler) {
-    std::visit([&](auto& s) { s.async_write_some(buffers, std::forward<Handler>(handler)); }, stream_);
+  template <class Buffers, class Token>
+  auto async_write_some(const Buffers& buffers, Token&& token) {
+    return asio::async_initiate<Token, void(std::error_code, std::size_t)>(
+        [this](auto handler, const Buffers& b) {
+          std::visit([&](auto& s) { s.async_write_some(b, std::move(handler)); }, stream_);
+        },
+        token, buffers);
+  }
+  template <class Token>
+  auto async_wait_readable(Token&& token) {
+    return asio::async_initiate<Token, void(std::error_code)>(
+        [this](auto handler) { std::visit([&](auto& s) { s.async_wait_readable(std::move(handler)); }, stream_); },
+        token);
   }
   executor_type get_executor() {
     return std::visit([](auto& s) { return executor_type(s.get_executor()); }, stream_);
@@ -238,9 +268,9 @@ struct Tcp {
     if (origin.url.is_tls()) throw Error(errc::invalid_argument, "http::Tcp cannot reach " + origin.description + "; use Tls or TcpOrTls");
     return origin;
   }
-  template <detail::IoContext Context>
-  static Stream connect(Context& ctx, const Origin& origin, detail::Clock::time_point deadline) {
-    return Stream(detail::connect_origin_tcp(ctx, origin, deadline, false));
+  template <class Executor>
+  static Task<Stream> connect(Executor executor, const Origin& origin, detail::Clock::time_point deadline) {
+    co_return Stream(co_await detail::connect_origin_tcp(executor, origin, deadline, false));
   }
 };
 
@@ -259,33 +289,31 @@ struct UnixSocket {
     origin.description = "unix:" + origin.unix_path;
     return origin;
   }
-  template <detail::IoContext Context>
-  static Stream connect(Context& ctx, const Origin& origin, detail::Clock::time_point deadline) {
+  template <class Executor>
+  static Task<Stream> connect(Executor executor, const Origin& origin, detail::Clock::time_point deadline) {
     using protocol = asio::local::stream_protocol;
-    protocol::socket socket(ctx);
+    protocol::socket socket(executor);
     detail::open_cloexec(socket, protocol());
-    std::error_code ec;
-    bool done = false;
-    socket.async_connect(protocol::endpoint(origin.unix_path), [&](const std::error_code& e) {
-      ec = e;
-      done = true;
-    });
-    if (!detail::run_until(ctx, done, deadline, [&] { std::error_code ignored; socket.close(ignored); }))
-      throw Error(errc::timed_out, "connect to " + origin.description + ": timed out");
+    detail::Watchdog watchdog(executor);
+    watchdog.arm(detail::closer(socket), deadline);
+    auto [ec] = co_await socket.async_connect(protocol::endpoint(origin.unix_path), compat::as_tuple(asio::use_awaitable));
+    watchdog.disarm();
+    if (watchdog.fired()) throw Error(errc::timed_out, "connect to " + origin.description + ": timed out");
     if (ec == std::errc::no_such_file_or_directory)
       throw Error(errc::connection_failed, "connect to " + origin.description + ": no such socket");
     if (ec) throw Error(errc::connection_failed, "connect to " + origin.description + ": " + ec.message());
-    return Stream(std::move(socket));
+    co_return Stream(std::move(socket));
   }
 };
 
 template <class T>
-concept Transport = requires(asio::io_context& ctx, const Origin& origin,
-                             const ClientOptions& options, detail::Clock::time_point deadline) {
+concept Transport = requires(asio::any_io_executor executor, const Origin& origin, const ClientOptions& options,
+                             detail::Clock::time_point deadline) {
   typename T::Stream;
   { T::make_origin(std::string_view{}, options) } -> std::same_as<Origin>;
-  { T::connect(ctx, origin, deadline) } -> std::same_as<typename T::Stream>;
+  { T::connect(executor, origin, deadline) } -> std::same_as<Task<typename T::Stream>>;
 } && std::movable<typename T::Stream>;
 
 }  // namespace http
 WORKSPACE_NAMESPACE_END
+WORKSPACE_COROUTINES_END

@@ -1,26 +1,31 @@
-// Blocking I/O with deadlines on top of Asio's asynchronous operations: each connection owns an
-// io_context that runs only while its caller waits, and a deadline closes the stream, which ends
-// the pending operation (Beast's timeout model). No threads, no signals.
+// Asynchronous I/O with deadlines for the client's coroutines. A deadline closes the stream,
+// which ends the pending operation with an error (Beast's timeout model): one timer per
+// connection (a Watchdog) bounds a whole exchange and every wait in it, and is re-armed lazily,
+// so a read or a write costs no timer call of its own.
 #pragma once
 
+#include <workspace/core/async.hpp>
 #include <workspace/core/deadline.hpp>
 #include <workspace/core/error.hpp>
 #include <workspace/version.hpp>
 
+#include <asio/any_io_executor.hpp>
 #include <asio/buffer.hpp>
 #include <asio/error.hpp>
-#include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/local/stream_protocol.hpp>
+#include <asio/steady_timer.hpp>
 #include <asio/write.hpp>
 
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstddef>
-#include <stdexcept>
+#include <functional>
+#include <memory>
 #include <string>
 #include <system_error>
 #include <utility>
@@ -38,55 +43,88 @@ inline Clock::time_point earliest(Clock::time_point a, Clock::time_point b) noex
   return a < b ? a : b;
 }
 
-// Runs `ctx` until `done` is set by a completion handler. When the deadline passes first,
-// cancel() must make the pending operation complete (closing the stream does); the handlers are
-// still run so nothing refers to this frame afterwards. Returns false on the deadline.
-template <class Cancel>
-bool run_until(asio::io_context& ctx, const bool& done, Clock::time_point deadline, Cancel&& cancel) {
-  ctx.restart();
-  while (!done) {
-    const std::size_t ran =
-        deadline == no_deadline ? ctx.run_one() : ctx.run_one_until(deadline);
-    if (done) break;
-    if (ran == 0) {
-      if (ctx.stopped() && Clock::now() < deadline)
-        throw std::logic_error("workspace::http: io_context ran out of work with an operation pending");
-      cancel();
-      ctx.restart();
-      while (!done) {
-        if (ctx.run_one() == 0) throw std::logic_error("workspace::http: a cancelled operation never completed");
-      }
-      return false;
-    }
+// Closes what it guards when a deadline passes or a wait makes no progress for `idle`.
+class Watchdog {
+ public:
+  explicit Watchdog(const asio::any_io_executor& executor) : shared_(std::make_shared<Shared>(executor)) {}
+  Watchdog(Watchdog&&) noexcept = default;
+  Watchdog& operator=(Watchdog&&) noexcept = default;
+  ~Watchdog() { disarm(); }
+
+  // From now on: `close` runs at `deadline`, or once `idle` passes without progress().
+  void arm(std::function<void()> close, Clock::time_point deadline, std::chrono::milliseconds idle = no_timeout) {
+    auto& s = *shared_;
+    ++s.generation;
+    s.close = std::move(close);
+    s.deadline = deadline;
+    s.idle = idle;
+    s.last = Clock::now();
+    s.fired = false;
+    schedule(shared_);
   }
-  return true;
-}
+  void progress() noexcept {
+    if (shared_) shared_->last = Clock::now();
+  }
+  // Stops guarding; safe to call when not armed.
+  void disarm() noexcept {
+    if (!shared_ || !shared_->close) return;
+    ++shared_->generation;
+    shared_->close = nullptr;
+    shared_->timer.cancel();
+  }
+  // Whether it closed what it guarded, and whether for the deadline (else for idleness).
+  bool fired() const noexcept { return shared_ && shared_->fired; }
+  bool deadline_passed() const noexcept { return shared_ && Clock::now() >= shared_->deadline; }
 
-// One read_some with a deadline; ec is asio::error::timed_out when it passed, eof at the end.
-template <class Stream>
-std::size_t read_some(asio::io_context& ctx, Stream& stream, char* data, std::size_t size,
-                      Clock::time_point deadline, std::error_code& ec) {
-  bool done = false;
-  std::size_t n = 0;
-  stream.async_read_some(asio::buffer(data, size), [&](const std::error_code& e, std::size_t k) {
-    ec = e;
-    n = k;
-    done = true;
-  });
-  if (!run_until(ctx, done, deadline, [&] { stream.close(); })) ec = asio::error::timed_out;
-  return n;
-}
+ private:
+  struct Shared {
+    explicit Shared(const asio::any_io_executor& ex) : timer(ex) {}
+    asio::steady_timer timer;
+    std::function<void()> close;
+    Clock::time_point deadline = no_deadline;
+    Clock::time_point last{};
+    std::chrono::milliseconds idle = no_timeout;
+    unsigned generation = 0;
+    bool fired = false;
+  };
 
-// Writes all of `buffers` with a deadline.
-template <class Stream, class Buffers>
-void write_all(asio::io_context& ctx, Stream& stream, const Buffers& buffers,
-               Clock::time_point deadline, std::error_code& ec) {
-  bool done = false;
-  asio::async_write(stream, buffers, [&](const std::error_code& e, std::size_t) {
-    ec = e;
-    done = true;
-  });
-  if (!run_until(ctx, done, deadline, [&] { stream.close(); })) ec = asio::error::timed_out;
+  static Clock::time_point next_check(const Shared& s) {
+    if (s.idle == no_timeout) return s.deadline;
+    return earliest(s.deadline, s.last + s.idle);
+  }
+
+  static void schedule(const std::shared_ptr<Shared>& shared) {
+    const auto when = next_check(*shared);
+    if (when == no_deadline) return;
+    shared->timer.expires_at(when);
+    shared->timer.async_wait([weak = std::weak_ptr<Shared>(shared), generation = shared->generation](std::error_code ec) {
+      if (ec) return;
+      const auto s = weak.lock();
+      if (!s || s->generation != generation || !s->close) return;
+      const auto now = Clock::now();
+      if (now >= s->deadline || (s->idle != no_timeout && now - s->last >= s->idle)) {
+        s->fired = true;
+        auto close = std::move(s->close);
+        s->close = nullptr;
+        close();
+        return;
+      }
+      schedule(s);
+    });
+  }
+
+  std::shared_ptr<Shared> shared_;
+};
+
+// Runs the awaitable `op` with `close` called at `deadline` (connects, handshakes, tunnels):
+// true when the deadline ended it.
+template <class Op>
+Task<bool> bounded(Op op, std::function<void()> close, Clock::time_point deadline) {
+  Watchdog watchdog(co_await asio::this_coro::executor);
+  watchdog.arm(std::move(close), deadline);
+  co_await std::move(op);
+  watchdog.disarm();
+  co_return watchdog.fired();
 }
 
 // Asio's sockets are not close-on-exec; ours are, atomically, so a LocalWorkspace spawning in
@@ -110,12 +148,17 @@ class PlainStream {
   explicit PlainStream(Socket socket) : socket_(std::move(socket)) {}
 
   template <class Buffers, class Handler>
-  void async_read_some(const Buffers& buffers, Handler&& handler) {
-    socket_.async_read_some(buffers, std::forward<Handler>(handler));
+  auto async_read_some(const Buffers& buffers, Handler&& handler) {
+    return socket_.async_read_some(buffers, std::forward<Handler>(handler));
   }
   template <class Buffers, class Handler>
-  void async_write_some(const Buffers& buffers, Handler&& handler) {
-    socket_.async_write_some(buffers, std::forward<Handler>(handler));
+  auto async_write_some(const Buffers& buffers, Handler&& handler) {
+    return socket_.async_write_some(buffers, std::forward<Handler>(handler));
+  }
+  // Waits until the socket is readable (non-destructive).
+  template <class Handler>
+  auto async_wait_readable(Handler&& handler) {
+    return socket_.async_wait(Socket::wait_read, std::forward<Handler>(handler));
   }
 
   using executor_type = typename Socket::executor_type;
@@ -131,6 +174,7 @@ class PlainStream {
     socket_.shutdown(Socket::shutdown_send, ignored);
   }
   int native_handle() { return socket_.native_handle(); }
+  bool has_buffered() const noexcept { return false; }
   Socket& socket() noexcept { return socket_; }
 
  private:
