@@ -21,3 +21,9 @@ struct ContractTraits<LocalWorkspace> {
 INSTANTIATE_TYPED_TEST_SUITE_P(Local, WorkspaceContract, ::testing::Types<LocalWorkspace>);
 
 }  // namespace workspace::testing
+
+// The same suite through the asynchronous API (pipes and pidfd watched by an executor).
+#include <workspace/testing/through_async.hpp>
+namespace workspace::testing {
+INSTANTIATE_TYPED_TEST_SUITE_P(LocalAsync, WorkspaceContract, ::testing::Types<ThroughAsync<LocalWorkspace>>);
+}  // namespace workspace::testing

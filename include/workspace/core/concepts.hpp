@@ -8,7 +8,10 @@
 #include <workspace/core/results.hpp>
 #include <workspace/version.hpp>
 
+#include <asio/any_io_executor.hpp>
+
 #include <concepts>
+#include <exception>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -36,6 +39,31 @@ concept Workspace = requires(W& w, const W& cw, const std::string& path, std::st
   { w.file_write(path, bytes) } -> std::same_as<FileOperationResult>;
   { w.file_read(path) } -> std::same_as<FileReadResult>;
 };
+
+namespace detail {
+// The least a completion handler of an operation completing with T is: what AsyncWorkspace is
+// checked with, so that a type cannot rely on more than the token gives.
+template <class T>
+struct CompletionArchetype {
+  void operator()(std::exception_ptr, T) const {}
+};
+}  // namespace detail
+
+// A workspace whose operations also run asynchronously, on Asio's model: each async_* call takes
+// the blocking call's arguments (by value) and a completion token, and completes with
+// (std::exception_ptr, the blocking call's result); see core/async.hpp. get_executor() is where
+// they run, or empty for the completion handler's executor.
+template <class W>
+concept AsyncWorkspace =
+    Workspace<W> && requires(W& w, std::string s, CommandOptions options, TransferOptions transfer) {
+      { w.get_executor() } -> std::convertible_to<asio::any_io_executor>;
+      w.async_execute_command(s, options, detail::CompletionArchetype<CommandResult>{});
+      w.async_execute_command(s, detail::CompletionArchetype<CommandResult>{});
+      w.async_file_upload(s, s, transfer, detail::CompletionArchetype<FileOperationResult>{});
+      w.async_file_download(s, s, transfer, detail::CompletionArchetype<FileOperationResult>{});
+      w.async_file_write(s, s, detail::CompletionArchetype<FileOperationResult>{});
+      w.async_file_read(s, detail::CompletionArchetype<FileReadResult>{});
+    };
 
 // A workspace whose processes can be frozen and thawed (a container, a runtime).
 template <class W>

@@ -16,7 +16,9 @@
 #include <workspace/core/error.hpp>
 #include <workspace/core/options.hpp>
 #include <workspace/core/results.hpp>
-#include <workspace/docker/detail/demux.hpp>
+#include <workspace/core/async.hpp>
+#include <workspace/core/operations.hpp>
+#include <workspace/docker/detail/command.hpp>
 #include <workspace/docker/detail/exec.hpp>
 #include <workspace/docker/engine.hpp>
 #include <workspace/shell/killer.hpp>
@@ -43,6 +45,7 @@
 #include <vector>
 
 WORKSPACE_NAMESPACE_BEGIN
+WORKSPACE_COROUTINES_BEGIN
 
 struct DockerMount {
   enum class Type { bind, volume };
@@ -75,59 +78,50 @@ struct DockerWorkspaceOptions {
   std::chrono::milliseconds drain_after_kill{1000};
 };
 
-namespace docker::detail {
-
-// Runs the user's command in its cwd, or reports a missing cwd unambiguously. It takes
-// $1 = cwd, $2 = marker, $3 = command.
-inline constexpr const char* exec_wrapper =
-    "cd -- \"$1\" 2>/dev/null || { printf '%s' \"$2\" >&2; exit 254; }; exec /bin/sh -c \"$3\"";
-
-}  // namespace docker::detail
 
 template <class Client = http::Client<http::AnyTransport>>
-class BasicDockerWorkspace {
+class BasicDockerWorkspace : public Operations<BasicDockerWorkspace<Client>> {
+  using Base = Operations<BasicDockerWorkspace<Client>>;
+
  public:
   using engine_type = docker::BasicEngine<Client>;
+  using executor_type = asio::any_io_executor;
 
-  explicit BasicDockerWorkspace(DockerWorkspaceOptions options)
-      : options_(std::move(options)), engine_(std::make_shared<engine_type>(options_.engine)) {
-    if (!options_.attach_to.empty()) {
-      attach_existing(options_.attach_to);
-      return;
-    }
-    if (options_.image.empty()) throw Error(errc::invalid_argument, "DockerWorkspace: no image given");
-    if (options_.working_dir.empty() || options_.working_dir.front() != '/')
-      throw Error(errc::invalid_argument, "DockerWorkspace: working_dir must be absolute");
-    working_dir_ = options_.working_dir;
-    if (!engine_->image_exists(options_.image)) {
-      if (!options_.pull_if_missing)
-        throw Error(errc::not_found, "DockerWorkspace: no such image " + options_.image);
-      engine_->pull(options_.image, options_.on_pull_progress);
-    }
-    id_ = engine_->create_container(container_config(), options_.name, options_.platform);
-    owns_ = true;
-    try {
-      engine_->start(id_);
-      // Without a user of its own the container runs as the image's (USER in its Dockerfile).
-      user_ = options_.user.empty() ? engine_->inspect(id_)["Config"].value("User", std::string()) : options_.user;
-      if (!user_is_root()) give_working_dir_to_user();
-    } catch (...) {
-      // A failed start removes what it created, whatever on_close says: nobody holds its id.
-      options_.on_close = OnClose::remove;
-      remove_quietly();
-      throw;
-    }
+  // Creates (or attaches to) the container, blocking the calling thread until it runs.
+  explicit BasicDockerWorkspace(DockerWorkspaceOptions options) : BasicDockerWorkspace(Unset{}, std::move(options)) {
+    Base::blocking([&] { return co_setup(); });
+  }
+  // No container: what a failed asynchronous create completes with; it can only be assigned to
+  // and destroyed.
+  BasicDockerWorkspace() = default;
+
+  // Creates (or attaches to) the container without blocking: the workspace completes through
+  // `token` as (std::exception_ptr, BasicDockerWorkspace), and runs its asynchronous operations
+  // on `executor`. A cancelled or failed create removes what it had made.
+  template <class Token>
+  static auto async_create(executor_type executor, DockerWorkspaceOptions options, Token&& token) {
+    return workspace::detail::async_run(
+        executor,
+        [executor, options = std::move(options)]() mutable { return co_create(executor, std::move(options)); },
+        std::forward<Token>(token));
+  }
+  static Task<BasicDockerWorkspace> co_create(executor_type executor, DockerWorkspaceOptions options) {
+    BasicDockerWorkspace ws(Unset{}, std::move(options));
+    ws.executor_ = std::move(executor);
+    co_await ws.co_setup();
+    co_return std::move(ws);
   }
 
   BasicDockerWorkspace(BasicDockerWorkspace&& other) noexcept
-      : options_(std::move(other.options_)), engine_(std::move(other.engine_)), id_(std::move(other.id_)),
-        working_dir_(std::move(other.working_dir_)), user_(std::move(other.user_)), owner_(other.owner_),
-        owns_(std::exchange(other.owns_, false)) {}
+      : options_(std::move(other.options_)), engine_(std::move(other.engine_)), executor_(std::move(other.executor_)),
+        id_(std::move(other.id_)), working_dir_(std::move(other.working_dir_)), user_(std::move(other.user_)),
+        owner_(other.owner_), owns_(std::exchange(other.owns_, false)) {}
   BasicDockerWorkspace& operator=(BasicDockerWorkspace&& other) noexcept {
     if (this != &other) {
       remove_quietly();
       options_ = std::move(other.options_);
       engine_ = std::move(other.engine_);
+      executor_ = std::move(other.executor_);
       id_ = std::move(other.id_);
       working_dir_ = std::move(other.working_dir_);
       user_ = std::move(other.user_);
@@ -139,7 +133,26 @@ class BasicDockerWorkspace {
   BasicDockerWorkspace(const BasicDockerWorkspace&) = delete;
   BasicDockerWorkspace& operator=(const BasicDockerWorkspace&) = delete;
 
+  // Blocks to remove (stop, pause) the container as on_close says; async_close first avoids it.
   ~BasicDockerWorkspace() { remove_quietly(); }
+
+  // Does what on_close says with a container this workspace made, without blocking; afterwards
+  // the workspace owns nothing. Completes with (std::exception_ptr, bool): whether it acted.
+  template <class Token>
+  auto async_close(Token&& token) {
+    return workspace::detail::async_run(executor_, [this] { return co_close(); }, std::forward<Token>(token));
+  }
+  Task<bool> co_close() {
+    if (!owns_ || !engine_) co_return false;
+    owns_ = false;
+    switch (options_.on_close) {
+      case OnClose::keep: co_return false;
+      case OnClose::stop: co_await engine_->co_stop(id_); break;
+      case OnClose::pause: co_await engine_->co_pause(id_); break;
+      default: co_await engine_->co_remove(id_); break;
+    }
+    co_return true;
+  }
 
   // An existing container, which this workspace will not remove.
   static BasicDockerWorkspace attach(const std::string& id_or_name) {
@@ -158,153 +171,73 @@ class BasicDockerWorkspace {
   const std::string& id() const noexcept { return id_; }
   const std::string& working_dir() const noexcept { return working_dir_; }
   engine_type& engine() noexcept { return *engine_; }
+  // Where asynchronous operations run: the executor of async_create, else none (each runs on its
+  // completion handler's).
+  const executor_type& get_executor() const noexcept { return executor_; }
 
   void pause() { engine_->pause(id_); }
   void resume() { engine_->unpause(id_); }
 
-  CommandResult execute_command(const std::string& command, const CommandOptions& options = {}) {
+  // --- the operations, once (Operations gives the blocking and asynchronous calls)
+
+  Task<CommandResult> co_execute_command(std::string command, CommandOptions options) {
     detail::validate_command(command, options);
-    const std::string cwd = options.cwd ? resolve(*options.cwd) : working_dir_;
-    const std::string token = shell::random_token();
-    const std::string marker = "\x01workspace: missing cwd " + token + "\x01";
-    // The command's own deadline, and the one every call it makes ends by (with room for the
-    // kill and the exit code after a timeout).
-    const Deadline timeout = Deadline::after(options.timeout);
-    const auto deadline = timeout.when();
-    const Deadline calls = timeout.plus(options_.drain_after_kill + std::chrono::seconds(10));
-
-    nlohmann::json env = nlohmann::json::array({"WORKSPACE_EXEC_TOKEN=" + token});
-    for (const auto& [k, v] : options.env) env.push_back(k + "=" + v);
-    nlohmann::json config = {
-        {"AttachStdin", false}, {"AttachStdout", true}, {"AttachStderr", true}, {"Tty", false},
-        {"Cmd", {"/bin/sh", "-c", docker::detail::exec_wrapper, "workspace-exec", cwd, marker, command}},
-        {"Env", env}, {"WorkingDir", "/"}};
-    if (!options_.user.empty()) config["User"] = options_.user;
-    const std::string exec_id = engine_->exec_create(id_, config, calls);
-    auto stream = engine_->exec_start(exec_id, calls);
-
-    CommandResult result;
-    result.command = command;
-    docker::detail::Demultiplexer demux;
-    const auto deliver = [&](docker::detail::Demultiplexer::Stream s, std::string_view data) {
-      using S = docker::detail::Demultiplexer::Stream;
-      if (s == S::system_error) throw Error(errc::bad_state, "docker exec: " + std::string(data));
-      (s == S::std_err ? result.std_err : result.std_out).append(data);
-      if (options.on_output) options.on_output(s == S::std_err ? OutputStream::std_err : OutputStream::std_out, data);
-    };
-
-    std::vector<char> buffer(64 * 1024);
-    auto quiet = std::chrono::milliseconds(100);  // most commands end before the first inspect
-    bool timed_out = false;
-    bool exited = false;  // the command's shell is gone; what remains is output held by others
-    for (;;) {
-      const auto now = std::chrono::steady_clock::now();
-      if (now >= deadline) {
-        timed_out = true;
-        break;
-      }
-      const auto slice = exited ? now + std::chrono::milliseconds(50) : std::min(deadline, now + quiet);
-      if (!stream.wait_readable(slice)) {
-        if (exited) break;  // drained
-        if (std::chrono::steady_clock::now() >= deadline) continue;
-        // Quiet: has the command ended while something else holds its output open?
-        const auto info = engine_->exec_inspect(exec_id, calls);
-        if (!info.value("Running", true)) exited = true;
-        quiet = std::min(quiet * 2, std::chrono::milliseconds(500));
-        continue;
-      }
-      std::error_code ec;
-      const std::size_t n = stream.read_some(buffer.data(), buffer.size(), deadline, ec);
-      if (ec == errc::timed_out) {
-        timed_out = true;
-        break;
-      }
-      if (ec) throw Error(errc::connection_failed, "docker exec: reading the output: " + ec.message());
-      if (n == 0) break;  // end of stream
-      quiet = std::chrono::milliseconds(100);
-      demux.feed(std::string_view(buffer.data(), n), deliver);
-    }
-
-    if (timed_out) {
-      kill_exec(token);
-      // The stream ends once the processes are gone; keep what they wrote.
-      const auto until = std::chrono::steady_clock::now() + options_.drain_after_kill;
-      while (stream.upgraded()) {
-        std::error_code ec;
-        const std::size_t n = stream.read_some(buffer.data(), buffer.size(), until, ec);
-        if (ec || n == 0) break;
-        demux.feed(std::string_view(buffer.data(), n), deliver);
-      }
-      stream.close();
-      result.timeout_occurred = true;
-      result.exit_code = -1;
-      return result;
-    }
-    stream.close();
-
-    // The exit code is recorded a little after the stream ends: null means "not yet".
-    std::optional<int> code;
-    const Deadline recorded = Deadline::after(std::chrono::seconds(5));  // it comes within milliseconds
-    for (auto wait = std::chrono::milliseconds(1); !code; wait = std::min(wait * 2, std::chrono::milliseconds(100))) {
-      const auto info = engine_->exec_inspect(exec_id, recorded);
-      if (!info.value("Running", false) && info.contains("ExitCode") && info["ExitCode"].is_number_integer())
-        code = info["ExitCode"].template get<int>();
-      else if (recorded.passed())
-        throw Error(errc::timed_out, "docker exec: the daemon never reported an exit code");
-      else
-        std::this_thread::sleep_for(wait);
-    }
-    if (*code == 254 && result.std_err.size() >= marker.size() &&
-        result.std_err.compare(result.std_err.size() - marker.size(), marker.size(), marker) == 0)
-      throw Error(errc::not_found, "execute_command: cwd " + detail::quote(cwd) + " does not exist in container " + short_id());
-    result.exit_code = *code;
-    // Docker reports a signal death as 128 + signal, like a shell; exit codes in that range are
-    // read as signals too (the Engine API cannot tell them apart).
-    if (*code > 128 && *code < 128 + 65) result.signal = *code - 128;
-    return result;
+    docker::detail::CommandTarget target{id_, options.cwd ? resolve(*options.cwd) : working_dir_, options_.user,
+                                         options_.drain_after_kill};
+    co_return co_await docker::detail::run_command(*engine_, std::move(target), std::move(command), std::move(options));
   }
 
-  FileOperationResult file_upload(const std::string& local_path, const std::string& workspace_path,
-                                  const TransferOptions& options = {}) {
+  Task<FileOperationResult> co_file_upload(std::string local_path, std::string workspace_path, TransferOptions options) {
     const std::string remote = resolve(workspace_path);
     FileOperationResult result{.source_path = local_path, .destination_path = remote};
-    if (workspace_path.empty()) return failed(result, "file_upload: empty workspace path");
+    if (workspace_path.empty()) co_return failed(result, "file_upload: empty workspace path");
+    std::string why;
     try {
       tar::Writer writer;
-      writer.add_file(remote.substr(1), local_path, ownership(remote));
+      writer.add_file(remote.substr(1), local_path, co_await ownership(remote));
       const std::uint64_t file_size = std::filesystem::file_size(local_path);
-      put(std::move(writer), remote, file_size, options);
+      co_await put(std::move(writer), remote, file_size, std::move(options));
       result.success = true;
       result.file_size = file_size;
     } catch (const std::exception& e) {
-      return failed(result, std::string("file_upload ") + local_path + " -> " + remote + ": " + e.what());
+      if (workspace::detail::is_aborted(e)) throw;
+      why = std::string("file_upload ") + local_path + " -> " + remote + ": " + e.what();
     }
-    return result;
+    throw_if_cancelled(co_await asio::this_coro::cancellation_state);
+    if (!why.empty()) co_return failed(result, std::move(why));
+    co_return result;
   }
 
-  FileOperationResult file_write(const std::string& workspace_path, std::string_view content) {
+  Task<FileOperationResult> co_file_write(std::string workspace_path, std::string content) {
     const std::string remote = resolve(workspace_path);
     FileOperationResult result{.source_path = {}, .destination_path = remote};
-    if (workspace_path.empty()) return failed(result, "file_write: empty workspace path");
+    if (workspace_path.empty()) co_return failed(result, "file_write: empty workspace path");
+    std::string why;
     try {
       tar::Writer writer;
-      tar::Attributes attributes = ownership(remote);
+      tar::Attributes attributes = co_await ownership(remote);
       attributes.mode = 0644;
-      writer.add_bytes(remote.substr(1), std::string(content), attributes);
-      put(std::move(writer), remote, content.size(), {});
+      const std::uint64_t size = content.size();
+      writer.add_bytes(remote.substr(1), std::move(content), attributes);
+      co_await put(std::move(writer), remote, size, {});
       result.success = true;
-      result.file_size = content.size();
+      result.file_size = size;
     } catch (const std::exception& e) {
-      return failed(result, std::string("file_write ") + remote + ": " + e.what());
+      if (workspace::detail::is_aborted(e)) throw;
+      why = std::string("file_write ") + remote + ": " + e.what();
     }
-    return result;
+    throw_if_cancelled(co_await asio::this_coro::cancellation_state);
+    if (!why.empty()) co_return failed(result, std::move(why));
+    co_return result;
   }
 
-  FileOperationResult file_download(const std::string& workspace_path, const std::string& local_path,
-                                    const TransferOptions& options = {}) {
+  // The file arrives under a temporary name and is renamed into place at its end, so a failed or
+  // cancelled download leaves nothing at local_path.
+  Task<FileOperationResult> co_file_download(std::string workspace_path, std::string local_path, TransferOptions options) {
     const std::string remote = resolve(workspace_path);
     FileOperationResult result{.source_path = remote, .destination_path = local_path};
-    if (workspace_path.empty()) return failed(result, "file_download: empty workspace path");
+    if (workspace_path.empty()) co_return failed(result, "file_download: empty workspace path");
+    std::string why;
     try {
       tar::SingleFileExtractor extractor(local_path);
       http::RequestOptions o;
@@ -315,22 +248,25 @@ class BasicDockerWorkspace {
           return false;
         return true;
       };
-      get(remote, o);
+      co_await get(remote, std::move(o));
       extractor.finish();
       result.success = true;
       result.file_size = extractor.bytes_written();
     } catch (const std::exception& e) {
-      return failed(result, std::string("file_download ") + remote + " -> " + local_path + ": " + e.what());
+      if (workspace::detail::is_aborted(e)) throw;
+      why = std::string("file_download ") + remote + " -> " + local_path + ": " + e.what();
     }
-    return result;
+    throw_if_cancelled(co_await asio::this_coro::cancellation_state);
+    if (!why.empty()) co_return failed(result, std::move(why));
+    co_return result;
   }
 
-  FileReadResult file_read(const std::string& workspace_path) {
+  Task<FileReadResult> co_file_read(std::string workspace_path) {
     const std::string remote = resolve(workspace_path);
     FileReadResult result{.path = remote};
     if (workspace_path.empty()) {
       result.error = "file_read: empty workspace path";
-      return result;
+      co_return result;
     }
     try {
       tar::SingleFileReader reader;
@@ -339,14 +275,16 @@ class BasicDockerWorkspace {
         reader.feed(data);
         return true;
       };
-      get(remote, o);
+      co_await get(remote, std::move(o));
       reader.finish();
       result.content = std::move(reader).content();
       result.success = true;
     } catch (const std::exception& e) {
+      if (workspace::detail::is_aborted(e)) throw;
       result.error = std::string("file_read ") + remote + ": " + e.what();
     }
-    return result;
+    throw_if_cancelled(co_await asio::this_coro::cancellation_state);
+    co_return result;
   }
 
   // Removes one container by id or name (a kept one, say), without attaching to it.
@@ -374,6 +312,74 @@ class BasicDockerWorkspace {
   }
 
  private:
+  struct Unset {};
+  BasicDockerWorkspace(Unset, DockerWorkspaceOptions options)
+      : options_(std::move(options)), engine_(std::make_shared<engine_type>(options_.engine)) {}
+
+  // The label a create request carries, unique to it: what finds the container again when the
+  // create was cancelled after the daemon made it but before its id reached us.
+  static constexpr const char* create_label = "org.workspace-cpp.create";
+
+  Task<void> co_setup() {
+    if (!options_.attach_to.empty()) {
+      co_await attach_existing(options_.attach_to);
+      co_return;
+    }
+    if (options_.image.empty()) throw Error(errc::invalid_argument, "DockerWorkspace: no image given");
+    if (options_.working_dir.empty() || options_.working_dir.front() != '/')
+      throw Error(errc::invalid_argument, "DockerWorkspace: working_dir must be absolute");
+    working_dir_ = options_.working_dir;
+    auto image = co_await engine_->co_image_inspect(options_.image);
+    if (!image) {
+      if (!options_.pull_if_missing)
+        throw Error(errc::not_found, "DockerWorkspace: no such image " + options_.image);
+      co_await engine_->co_pull(options_.image, options_.on_pull_progress);
+      image = co_await engine_->co_image_inspect(options_.image);
+      if (!image) throw Error(errc::not_found, "DockerWorkspace: the pulled image " + options_.image + " is missing");
+    }
+    // Without a user of its own the container runs as the image's (USER in its Dockerfile).
+    user_ = options_.user;
+    if (user_.empty() && image->contains("Config") && (*image)["Config"].is_object())
+      user_ = (*image)["Config"].value("User", std::string());
+    const std::string creation = shell::random_token();
+    std::exception_ptr failure;
+    try {
+      // Shielded: a create the daemon got is seen to its end, so that its container is known.
+      id_ = co_await workspace::detail::shielded(
+          engine_->co_create_container(container_config(creation), options_.name, options_.platform));
+      owns_ = true;
+      co_await engine_->co_start(id_);
+      if (!user_is_root()) co_await give_working_dir_to_user();
+    } catch (...) {
+      failure = std::current_exception();
+    }
+    if (!failure) co_return;
+    // A failed or cancelled start removes what it created, whatever on_close says: nobody holds
+    // its id. Cancelled during the create itself, the container is found by its label.
+    const bool by_cancel = workspace::detail::cancelled(co_await asio::this_coro::cancellation_state);
+    co_await asio::this_coro::reset_cancellation_state();
+    owns_ = false;
+    try {
+      if (!id_.empty()) {
+        co_await engine_->co_remove(id_);
+      } else {
+        nlohmann::json filters = nlohmann::json::object();
+        filters["label"] = nlohmann::json::array({std::string(create_label) + "=" + creation});
+        const auto made = co_await engine_->co_list_containers(std::move(filters));
+        for (const auto& c : made) co_await engine_->co_remove(c.value("Id", std::string()));
+      }
+    } catch (...) {
+      // reap_orphans() finds what is left; the create's own failure is what the caller needs.
+    }
+    if (by_cancel) throw Error(asio::error::operation_aborted, "DockerWorkspace: the create was cancelled");
+    std::rethrow_exception(failure);
+  }
+
+  // A transfer whose caller cancelled it completes with operation_aborted, not a failed result.
+  static void throw_if_cancelled(const asio::cancellation_state& state) {
+    if (workspace::detail::cancelled(state)) throw Error(asio::error::operation_aborted, "the transfer was cancelled");
+  }
+
   std::string short_id() const { return id_.substr(0, 12); }
 
   std::string resolve(const std::string& path) const {
@@ -387,10 +393,11 @@ class BasicDockerWorkspace {
     return result;
   }
 
-  nlohmann::json container_config() const {
+  nlohmann::json container_config(const std::string& creation) const {
     nlohmann::json labels = nlohmann::json::object();
     for (const auto& [k, v] : options_.labels) labels[k] = v;
     for (const auto& [k, v] : detail::owner_labels()) labels[k] = v;
+    labels[create_label] = creation;
     nlohmann::json env = nlohmann::json::array();
     for (const auto& [k, v] : options_.environment) env.push_back(k + "=" + v);
     nlohmann::json mounts = nlohmann::json::array();
@@ -418,8 +425,8 @@ class BasicDockerWorkspace {
     return config;
   }
 
-  void attach_existing(const std::string& id_or_name) {
-    const auto info = engine_->inspect(id_or_name);
+  Task<void> attach_existing(std::string id_or_name) {
+    const auto info = co_await engine_->co_inspect(id_or_name);
     id_ = info.value("Id", id_or_name);
     user_ = options_.user.empty() ? info["Config"].value("User", std::string()) : options_.user;
     working_dir_ = info["Config"].value("WorkingDir", std::string());
@@ -429,26 +436,20 @@ class BasicDockerWorkspace {
 
   void remove_quietly() noexcept {
     if (!owns_ || !engine_ || options_.on_close == OnClose::keep) return;
-    owns_ = false;
     try {
-      switch (options_.on_close) {
-        case OnClose::stop: engine_->stop(id_); break;
-        case OnClose::pause: engine_->pause(id_); break;
-        default: engine_->remove(id_); break;
-      }
+      Base::blocking([&] { return co_close(); });
     } catch (...) {
       // A destructor cannot report; reap_orphans() finds what is left.
     }
+    owns_ = false;
   }
 
-  void kill_exec(const std::string& token) { docker::detail::kill_by_token(*engine_, id_, token); }
-
-  std::pair<int, std::string> run_internal(const nlohmann::json& argv, const std::string& user) {
-    return docker::detail::run_to_end(*engine_, id_, argv, user);
+  Task<std::pair<int, std::string>> run_internal(nlohmann::json argv, std::string user) {
+    return docker::detail::run_to_end(*engine_, id_, std::move(argv), std::move(user));
   }
 
   template <class Writer>
-  void put(Writer&& writer, const std::string& remote, std::uint64_t file_size, const TransferOptions& options) {
+  Task<void> put(Writer writer, std::string remote, std::uint64_t file_size, TransferOptions options) {
     const std::uint64_t total = writer.size();
     const std::uint64_t padded = (file_size + 511) / 512 * 512;
     const std::uint64_t header = total - padded - 1024;  // the entry's header blocks
@@ -461,37 +462,49 @@ class BasicDockerWorkspace {
     }
     auto source = std::move(writer).source();
     http::Response response;
+    bool partial = false;
+    std::exception_ptr failure;
     try {
-      response = engine_->put_archive(id_, "/", std::move(source), total, o);
+      response = co_await engine_->co_put_archive(id_, "/", std::move(source), total, std::move(o));
     } catch (const http::TransportError& e) {
       // The daemon extracts as the bytes arrive and keeps what it got: remove the partial file.
-      if (e.progress().request_sent) remove_partial(remote);
-      throw;
+      partial = e.progress().request_sent;
+      failure = std::current_exception();
+    } catch (...) {
+      partial = true;  // cancelled mid-way: the daemon may have some of it
+      failure = std::current_exception();
+    }
+    if (failure) {
+      if (partial) co_await remove_partial(remote);
+      std::rethrow_exception(failure);
     }
     if (!response.ok()) {
       http::check_status(response, "docker: PUT archive");  // the caller names the path
     }
   }
 
-  void remove_partial(const std::string& remote) noexcept {
+  Task<void> remove_partial(std::string remote) {
+    const bool by_cancel = workspace::detail::cancelled(co_await asio::this_coro::cancellation_state);
+    co_await asio::this_coro::reset_cancellation_state();
     try {
       CommandOptions o;
       o.timeout = std::chrono::seconds(10);
       // The daemon may still be extracting what reached it when our connection closed: remove
       // the file until it stays gone for a moment.
       const std::string p = shell::shell_quote(remote);
-      execute_command("i=0; while [ $i -lt 10 ]; do rm -f -- " + p + "; sleep 0.2; [ -e " + p +
-                          " ] || exit 0; i=$((i+1)); done; exit 1",
-                      o);
+      co_await co_execute_command("i=0; while [ $i -lt 10 ]; do rm -f -- " + p + "; sleep 0.2; [ -e " + p +
+                                      " ] || exit 0; i=$((i+1)); done; exit 1",
+                                  o);
     } catch (...) {
       // Best effort: the upload's own error is what the caller needs to see.
     }
+    if (by_cancel) throw Error(asio::error::operation_aborted, "the transfer was cancelled");
   }
 
-  http::Response get(const std::string& remote, const http::RequestOptions& o) {
-    auto response = engine_->get_archive(id_, remote, o);
+  Task<http::Response> get(std::string remote, http::RequestOptions o) {
+    auto response = co_await engine_->co_get_archive(id_, remote, std::move(o));
     if (!response.ok()) http::check_status(response, "docker: GET archive");  // the caller names the path
-    return response;
+    co_return response;
   }
 
   // Whether commands run as root, as far as the user's spelling tells without asking the
@@ -502,61 +515,63 @@ class BasicDockerWorkspace {
 
   // The uid and gid that commands run as, asked inside the container once (a user given by
   // name is resolved by the container's own /etc/passwd).
-  std::pair<std::uint64_t, std::uint64_t> owner() {
-    if (owner_) return *owner_;
-    if (user_is_root()) return *(owner_ = std::pair<std::uint64_t, std::uint64_t>{0, 0});
-    const auto [code, out] = run_internal({"/bin/sh", "-c", "id -u && id -g"}, user_);
+  Task<std::pair<std::uint64_t, std::uint64_t>> owner() {
+    if (owner_) co_return *owner_;
+    if (user_is_root()) co_return *(owner_ = std::pair<std::uint64_t, std::uint64_t>{0, 0});
+    nlohmann::json argv = {"/bin/sh", "-c", "id -u && id -g"};
+    const auto [code, out] = co_await run_internal(std::move(argv), user_);
     unsigned long long uid = 0, gid = 0;
     if (code != 0 || std::sscanf(out.c_str(), "%llu %llu", &uid, &gid) != 2)
       throw Error(errc::bad_state, "docker: cannot resolve the user " + detail::quote(user_) + " in container " +
                                        short_id() + " (id -u answered " + detail::quote(out) + ")");
-    return *(owner_ = std::pair<std::uint64_t, std::uint64_t>{uid, gid});
+    co_return *(owner_ = std::pair<std::uint64_t, std::uint64_t>{uid, gid});
   }
 
   // What a file uploaded to `remote` is recorded with: the command user's ownership. Parent
   // folders that do not exist yet are made first and given to that user too, since the daemon
   // would make them root's, where the user's commands could not write.
-  tar::Attributes ownership(const std::string& remote) {
+  Task<tar::Attributes> ownership(std::string remote) {
     tar::Attributes attributes;
-    if (user_is_root()) return attributes;
-    const auto [uid, gid] = owner();
+    if (user_is_root()) co_return attributes;
+    const auto [uid, gid] = co_await owner();
     attributes.uid = uid;
     attributes.gid = gid;
     const auto slash = remote.rfind('/');
     const std::string parent = slash == 0 ? std::string("/") : remote.substr(0, slash);
-    if (!engine_->path_exists(id_, parent)) {
+    const bool parent_exists = co_await engine_->co_path_exists(id_, parent);
+    if (!parent_exists) {
       // Only the folders that are missing, found from the deepest up, are handed over.
       const std::string script =
           "d=$1; o=$2; set --; while [ ! -e \"$d\" ]; do set -- \"$d\" \"$@\"; d=$(dirname -- \"$d\"); done; "
           "[ $# -eq 0 ] || { mkdir -p -- \"$@\" && chown -- \"$o\" \"$@\"; }";
-      const auto made = run_internal({"/bin/sh", "-c", script, "workspace-mkdir", parent,
-                                      std::to_string(uid) + ":" + std::to_string(gid)},
-                                     "0");
+      nlohmann::json argv = {"/bin/sh", "-c", script, "workspace-mkdir", parent,
+                             std::to_string(uid) + ":" + std::to_string(gid)};
+      const auto made = co_await run_internal(std::move(argv), "0");
       if (made.first != 0)
         throw Error(errc::io_error, "cannot create the folder " + detail::quote(parent) + ": " + made.second);
     }
-    return attributes;
+    co_return attributes;
   }
 
   // A container made for a non-root user must let that user write in its working_dir: the
   // daemon creates a missing WorkingDir as root's. An empty folder the user cannot write is
   // handed over; one with content belongs to the image and is left alone.
-  void give_working_dir_to_user() {
-    const auto [code, out] = run_internal(
-        {"/bin/sh", "-c",
-         "id -u && id -g && if [ -w \"$1\" ]; then echo w; elif [ -z \"$(ls -A -- \"$1\" 2>/dev/null)\" ]; then echo e; "
-         "else echo -; fi",
-         "workspace-user", working_dir_},
-        user_);
+  Task<void> give_working_dir_to_user() {
+    nlohmann::json argv = {
+        "/bin/sh", "-c",
+        "id -u && id -g && if [ -w \"$1\" ]; then echo w; elif [ -z \"$(ls -A -- \"$1\" 2>/dev/null)\" ]; then echo e; "
+        "else echo -; fi",
+        "workspace-user", working_dir_};
+    const auto [code, out] = co_await run_internal(std::move(argv), user_);
     unsigned long long uid = 0, gid = 0;
     char state = 0;
     if (code != 0 || std::sscanf(out.c_str(), "%llu %llu %c", &uid, &gid, &state) != 3)
       throw Error(errc::bad_state, "docker: cannot resolve the user " + detail::quote(user_) + " in container " +
                                        short_id() + ": " + out);
     owner_ = std::pair<std::uint64_t, std::uint64_t>{uid, gid};
-    if (state != 'e') return;
-    const auto given = run_internal(
-        {"chown", "--", std::to_string(uid) + ":" + std::to_string(gid), working_dir_}, "0");
+    if (state != 'e') co_return;
+    nlohmann::json chown = {"chown", "--", std::to_string(uid) + ":" + std::to_string(gid), working_dir_};
+    const auto given = co_await run_internal(std::move(chown), "0");
     if (given.first != 0)
       throw Error(errc::io_error, "docker: cannot give working_dir " + detail::quote(working_dir_) + " to user " +
                                       detail::quote(user_) + ": " + given.second);
@@ -564,6 +579,7 @@ class BasicDockerWorkspace {
 
   DockerWorkspaceOptions options_;
   std::shared_ptr<engine_type> engine_;
+  executor_type executor_;
   std::string id_;
   std::string working_dir_;
   std::string user_;  // who commands run as: options.user, else the container's own
@@ -573,8 +589,9 @@ class BasicDockerWorkspace {
 
 using DockerWorkspace = BasicDockerWorkspace<>;
 
-static_assert(Workspace<DockerWorkspace>);
+static_assert(AsyncWorkspace<DockerWorkspace>);
 static_assert(Pausable<DockerWorkspace>);
 static_assert(Attachable<DockerWorkspace>);
 
+WORKSPACE_COROUTINES_END
 WORKSPACE_NAMESPACE_END

@@ -3,6 +3,7 @@
 // carries the daemon's own message.
 #pragma once
 
+#include <workspace/core/async.hpp>
 #include <workspace/core/deadline.hpp>
 #include <workspace/core/detail/env.hpp>
 #include <workspace/core/error.hpp>
@@ -20,6 +21,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -27,6 +29,7 @@
 #include <utility>
 
 WORKSPACE_NAMESPACE_BEGIN
+WORKSPACE_COROUTINES_BEGIN
 namespace docker {
 
 struct EngineOptions {
@@ -141,59 +144,103 @@ class BasicEngine {
   Client& client() noexcept { return client_; }
   const std::string& endpoint() const noexcept { return client_.endpoint(); }
 
-  // The version every path is prefixed with, negotiated once with /_ping.
-  std::string api_version() {
-    std::lock_guard lock(version_mutex_);
-    if (!version_.empty()) return version_;
-    if (!pinned_.empty()) return version_ = pinned_;
-    const auto r = client_.get("/_ping");
+  // Each call is a coroutine (co_*), run by the blocking form on the calling thread; the
+  // client's connections are shared by every call in flight, one call per connection at a time.
+
+  // The version every path is prefixed with, negotiated once with /_ping (concurrent first calls
+  // may each ask; they agree).
+  Task<std::string> co_api_version() {
+    {
+      std::lock_guard lock(version_mutex_);
+      if (!version_.empty()) co_return version_;
+      if (!pinned_.empty()) co_return version_ = pinned_;
+      // Another engine of this process already asked this daemon (many workspaces at once).
+      if (auto known = negotiated().find(endpoint()); known != negotiated().end()) co_return version_ = known->second;
+    }
+    // (No co_await inside an aggregate's initializer, nor a temporary aggregate as a coroutine's
+    // argument: GCC 12 destroys such members twice.)
+    http::Request ping{.method = "GET", .target = "/_ping"};
+    const auto r = co_await client_.co_request(std::move(ping));
     http::check_status(r, "GET /_ping on " + endpoint());
     std::string server = r.headers.get("Api-Version");
     if (server.empty()) server = "1.24";
     if (older(server, std::string(min_api_version)))
       throw Error(errc::unsupported, "docker: the daemon at " + endpoint() + " speaks API " + server +
                                          ", older than " + std::string(min_api_version));
+    std::lock_guard lock(version_mutex_);
     version_ = older(server, std::string(max_api_version)) ? server : std::string(max_api_version);
-    return version_;
+    negotiated()[endpoint()] = version_;
+    co_return version_;
+  }
+  std::string api_version() {
+    return blocking([&] { return co_api_version(); });
   }
 
   // "/v1.41/containers/json" and the like.
+  Task<std::string> co_path(std::string p, http::QueryParams query = {}) {
+    const std::string version = co_await co_api_version();
+    co_return "/v" + version + http::make_target(p, query);
+  }
   std::string path(std::string_view p, const http::QueryParams& query = {}) {
     return "/v" + api_version() + http::make_target(p, query);
   }
 
   // A JSON call; `what` names the operation for messages. Non-2xx throws with the daemon's text.
-  nlohmann::json call(std::string method, std::string target, const std::optional<nlohmann::json>& body = std::nullopt,
-                      const http::RequestOptions& options = {}) {
+  Task<nlohmann::json> co_call(std::string method, std::string target, std::optional<nlohmann::json> body = std::nullopt,
+                               http::RequestOptions options = {}) {
     try {
-      return client_.request_json(std::move(method), std::move(target), body, options);
+      co_return co_await client_.co_request_json(std::move(method), std::move(target), std::move(body), std::move(options));
     } catch (const http::TransportError& e) {
       throw e.prefixed("docker");  // keeps its progress for the callers that look (uploads)
     } catch (const Error& e) {
+      if (e.code() == asio::error::operation_aborted) throw;
       throw workspace::detail::prefixed(e, "docker");
     }
   }
-
-  // --- images
-  bool image_exists(const std::string& reference) {
-    const auto r = client_.get(path("/images/" + reference + "/json"));
-    if (r.status == 404) return false;
-    http::check_status(r, "docker: inspect image " + reference);
-    return true;
+  nlohmann::json call(std::string method, std::string target, const std::optional<nlohmann::json>& body = std::nullopt,
+                      const http::RequestOptions& options = {}) {
+    return blocking([&] { return co_call(std::move(method), std::move(target), body, options); });
   }
 
-  void pull(const std::string& reference, const ProgressCallback& progress = {}) {
+  // --- images
+  // The image's description (its Config holds the default User), or nothing when it is missing.
+  Task<std::optional<nlohmann::json>> co_image_inspect(std::string reference) {
+    std::string request_target = co_await co_path("/images/" + reference + "/json");
+    http::Request request{.method = "GET", .target = std::move(request_target)};
+    const auto r = co_await client_.co_request(std::move(request));
+    if (r.status == 404) co_return std::nullopt;
+    http::check_status(r, "docker: inspect image " + reference);
+    auto parsed = http::detail::parse_json(r.body);
+    if (parsed.is_discarded()) throw Error(errc::protocol_error, "docker: inspect image " + reference + ": not JSON");
+    co_return parsed;
+  }
+  Task<bool> co_image_exists(std::string reference) {
+    std::string request_target = co_await co_path("/images/" + reference + "/json");
+    http::Request request{.method = "GET", .target = std::move(request_target)};
+    const auto r = co_await client_.co_request(std::move(request));
+    if (r.status == 404) co_return false;
+    http::check_status(r, "docker: inspect image " + reference);
+    co_return true;
+  }
+  bool image_exists(const std::string& reference) {
+    return blocking([&] { return co_image_exists(reference); });
+  }
+
+  Task<void> co_pull(std::string reference, ProgressCallback progress = {}) {
     const auto [image, tag] = detail::split_reference(reference);
     http::QueryParams q{{"fromImage", image}};
     if (!tag.empty()) q.emplace_back("tag", tag);
-    detail::JsonLines lines("docker: pull " + reference, progress);
+    detail::JsonLines lines("docker: pull " + reference, std::move(progress));
     http::RequestOptions o;
     o.on_body = [&](std::string_view d) { return lines.feed(d); };
-    std::string error_body;
-    http::Request r{.method = "POST", .target = path("/images/create", q)};
-    auto response = client_.request(std::move(r), o);
+    std::string r_target = co_await co_path("/images/create", std::move(q));
+    http::Request r{.method = "POST", .target = std::move(r_target)};
+    auto response = co_await client_.co_request(std::move(r), std::move(o));
     if (!response.ok()) throw_status(response, "docker: pull " + reference);
     lines.finish();
+  }
+  void pull(const std::string& reference, const ProgressCallback& progress = {}) {
+    blocking([&] { return co_pull(reference, progress); });
   }
 
   // Builds an image from a tar'd context (its size known); returns the image id.
@@ -242,70 +289,117 @@ class BasicEngine {
   }
 
   // --- containers
-  std::string create_container(const nlohmann::json& config, const std::string& name = {},
-                               const std::string& platform = {}) {
+  Task<std::string> co_create_container(nlohmann::json config, std::string name = {}, std::string platform = {}) {
     http::QueryParams q;
     if (!name.empty()) q.emplace_back("name", name);
     if (!platform.empty()) q.emplace_back("platform", platform);
-    return call("POST", path("/containers/create", q), config)["Id"].template get<std::string>();
+    const auto created = co_await co_call("POST", co_await co_path("/containers/create", std::move(q)), std::move(config));
+    co_return created["Id"].template get<std::string>();
   }
-  void start(const std::string& id) { call("POST", path("/containers/" + id + "/start")); }
-  void pause(const std::string& id) { call("POST", path("/containers/" + id + "/pause")); }
+  Task<void> co_start(std::string id) { co_await co_call("POST", co_await co_path("/containers/" + id + "/start")); }
+  Task<void> co_pause(std::string id) { co_await co_call("POST", co_await co_path("/containers/" + id + "/pause")); }
+  Task<void> co_unpause(std::string id) { co_await co_call("POST", co_await co_path("/containers/" + id + "/unpause")); }
   // Stops the container: its init gets SIGTERM, then SIGKILL after `seconds`.
-  void stop(const std::string& id, int seconds = 10) {
-    call("POST", path("/containers/" + id + "/stop", {{"t", std::to_string(seconds)}}));
+  Task<void> co_stop(std::string id, int seconds = 10) {
+    http::QueryParams q{{"t", std::to_string(seconds)}};
+    co_await co_call("POST", co_await co_path("/containers/" + id + "/stop", std::move(q)));
   }
-  void unpause(const std::string& id) { call("POST", path("/containers/" + id + "/unpause")); }
-  nlohmann::json inspect(const std::string& id) { return call("GET", path("/containers/" + id + "/json")); }
+  Task<nlohmann::json> co_inspect(std::string id) { return co_call_at("GET", "/containers/" + id + "/json"); }
   // Removes a container, killing it first; a container already gone is not an error.
-  void remove(const std::string& id) {
-    const auto r = client_.del(path("/containers/" + id, {{"force", "true"}, {"v", "true"}}));
-    if (r.status == 404) return;
+  Task<void> co_remove(std::string id) {
+    http::QueryParams q{{"force", "true"}, {"v", "true"}};
+    const auto target = co_await co_path("/containers/" + id, std::move(q));
+    http::Request request{.method = "DELETE", .target = target};
+    const auto r = co_await client_.co_request(std::move(request));
+    if (r.status == 404) co_return;
     if (!r.ok()) throw_status(r, "docker: remove container " + id);
   }
+  Task<nlohmann::json> co_list_containers(nlohmann::json filters) {
+    http::QueryParams q{{"all", "true"}, {"filters", filters.dump()}};
+    co_return co_await co_call("GET", co_await co_path("/containers/json", std::move(q)));
+  }
+
+  std::string create_container(const nlohmann::json& config, const std::string& name = {},
+                               const std::string& platform = {}) {
+    return blocking([&] { return co_create_container(config, name, platform); });
+  }
+  void start(const std::string& id) { blocking([&] { return co_start(id); }); }
+  void pause(const std::string& id) { blocking([&] { return co_pause(id); }); }
+  void unpause(const std::string& id) { blocking([&] { return co_unpause(id); }); }
+  void stop(const std::string& id, int seconds = 10) { blocking([&] { return co_stop(id, seconds); }); }
+  nlohmann::json inspect(const std::string& id) { return blocking([&] { return co_inspect(id); }); }
+  void remove(const std::string& id) { blocking([&] { return co_remove(id); }); }
   nlohmann::json list_containers(const nlohmann::json& filters) {
-    return call("GET", path("/containers/json", {{"all", "true"}, {"filters", filters.dump()}}));
+    return blocking([&] { return co_list_containers(filters); });
   }
 
   // --- exec
   // Every exec call ends by `deadline` (a command's), besides the client's own timeouts.
+  Task<std::string> co_exec_create(std::string container, nlohmann::json config, Deadline deadline = {}) {
+    const auto created =
+        co_await co_call("POST", co_await co_path("/containers/" + container + "/exec"), std::move(config), within(deadline));
+    co_return created["Id"].template get<std::string>();
+  }
+  // The exec's output stream: its co_ calls only (blocking: exec_start).
+  Task<http::UpgradedConnection<typename Client::transport_type>> co_exec_start(std::string exec_id, Deadline deadline = {}) {
+    auto upgraded = co_await client_.co_upgrade(start_request(co_await co_path("/exec/" + exec_id + "/start")), within(deadline));
+    if (!upgraded.upgraded()) throw_status(upgraded.response(), "docker: start exec " + exec_id);
+    co_return upgraded;
+  }
+  Task<nlohmann::json> co_exec_inspect(std::string exec_id, Deadline deadline = {}) {
+    co_return co_await co_call("GET", co_await co_path("/exec/" + exec_id + "/json"), std::nullopt, within(deadline));
+  }
+
   std::string exec_create(const std::string& container, const nlohmann::json& config, Deadline deadline = {}) {
-    return call("POST", path("/containers/" + container + "/exec"), config, within(deadline))["Id"].template get<std::string>();
+    return blocking([&] { return co_exec_create(container, config, deadline); });
   }
   http::UpgradedConnection<typename Client::transport_type> exec_start(const std::string& exec_id, Deadline deadline = {}) {
-    http::Request r{.method = "POST", .target = path("/exec/" + exec_id + "/start"),
-                    .body = R"({"Detach":false,"Tty":false})"};
-    r.headers.set("Content-Type", "application/json");
-    auto upgraded = client_.upgrade(std::move(r), within(deadline));
+    auto upgraded = client_.upgrade(start_request(path("/exec/" + exec_id + "/start")), within(deadline));
     if (!upgraded.upgraded()) throw_status(upgraded.response(), "docker: start exec " + exec_id);
     return upgraded;
   }
   nlohmann::json exec_inspect(const std::string& exec_id, Deadline deadline = {}) {
-    return call("GET", path("/exec/" + exec_id + "/json"), std::nullopt, within(deadline));
+    return blocking([&] { return co_exec_inspect(exec_id, deadline); });
   }
 
   // --- archives
-  http::Response put_archive(const std::string& container, const std::string& directory, http::BodySource tar,
-                             std::uint64_t size, const http::RequestOptions& options = {}) {
-    http::Request r{.method = "PUT", .target = path("/containers/" + container + "/archive",
-                                                    {{"path", directory}, {"noOverwriteDirNonDir", "true"}})};
+  Task<http::Response> co_put_archive(std::string container, std::string directory, http::BodySource tar,
+                                      std::uint64_t size, http::RequestOptions options = {}) {
+    http::QueryParams q{{"path", directory}, {"noOverwriteDirNonDir", "true"}};
+    std::string r_target = co_await co_path("/containers/" + container + "/archive", std::move(q));
+    http::Request r{.method = "PUT", .target = std::move(r_target)};
     r.headers.set("Content-Type", "application/x-tar");
     r.source = std::move(tar);
     r.source_size = size;
-    return client_.request(std::move(r), options);
+    co_return co_await client_.co_request(std::move(r), std::move(options));
   }
   // Whether `path` exists in the container (HEAD of its archive: the daemon stats it).
-  bool path_exists(const std::string& container, const std::string& file) {
-    const auto r = client_.request(
-        http::Request{.method = "HEAD", .target = path("/containers/" + container + "/archive", {{"path", file}})});
-    if (r.status == 404) return false;
+  Task<bool> co_path_exists(std::string container, std::string file) {
+    http::QueryParams q{{"path", file}};
+    std::string request_target = co_await co_path("/containers/" + container + "/archive", std::move(q));
+    http::Request request{.method = "HEAD", .target = std::move(request_target)};
+    const auto r = co_await client_.co_request(std::move(request));
+    if (r.status == 404) co_return false;
     if (!r.ok()) throw_status(r, "docker: stat " + file + " in container " + container.substr(0, 12));
-    return true;
+    co_return true;
+  }
+  Task<http::Response> co_get_archive(std::string container, std::string file, http::RequestOptions options = {}) {
+    http::QueryParams q{{"path", file}};
+    std::string r_target = co_await co_path("/containers/" + container + "/archive", std::move(q));
+    http::Request r{.method = "GET", .target = std::move(r_target)};
+    r.headers.set("Accept-Encoding", "identity");
+    co_return co_await client_.co_request(std::move(r), std::move(options));
+  }
+
+  http::Response put_archive(const std::string& container, const std::string& directory, http::BodySource tar,
+                             std::uint64_t size, const http::RequestOptions& options = {}) {
+    return blocking([&] { return co_put_archive(container, directory, std::move(tar), size, options); });
+  }
+  bool path_exists(const std::string& container, const std::string& file) {
+    return blocking([&] { return co_path_exists(container, file); });
   }
   http::Response get_archive(const std::string& container, const std::string& file, const http::RequestOptions& options = {}) {
-    http::Request r{.method = "GET", .target = path("/containers/" + container + "/archive", {{"path", file}})};
-    r.headers.set("Accept-Encoding", "identity");
-    return client_.request(std::move(r), options);
+    return blocking([&] { return co_get_archive(container, file, options); });
   }
 
   [[noreturn]] static void throw_status(const http::Response& r, const std::string& what) {
@@ -314,6 +408,21 @@ class BasicEngine {
   }
 
  private:
+  template <class Make>
+  static auto blocking(Make&& make) {
+    return workspace::detail::run_blocking(std::forward<Make>(make));
+  }
+
+  Task<nlohmann::json> co_call_at(std::string method, std::string p) {
+    co_return co_await co_call(std::move(method), co_await co_path(std::move(p)));
+  }
+
+  static http::Request start_request(std::string target) {
+    http::Request r{.method = "POST", .target = std::move(target), .body = R"({"Detach":false,"Tty":false})"};
+    r.headers.set("Content-Type", "application/json");
+    return r;
+  }
+
   static http::RequestOptions within(Deadline deadline) {
     http::RequestOptions o;
     o.deadline = deadline;
@@ -338,11 +447,18 @@ class BasicEngine {
 
   Client client_;
   std::string pinned_;
-  std::mutex version_mutex_;
+  // The versions negotiated by this process, by endpoint (guarded by version_mutex_ too: it is
+  // static, so the lock must be).
+  static std::map<std::string, std::string>& negotiated() {
+    static std::map<std::string, std::string> versions;
+    return versions;
+  }
+  static inline std::mutex version_mutex_;
   std::string version_;
 };
 
 using Engine = BasicEngine<>;
 
 }  // namespace docker
+WORKSPACE_COROUTINES_END
 WORKSPACE_NAMESPACE_END

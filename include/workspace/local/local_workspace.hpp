@@ -1,13 +1,16 @@
 // LocalWorkspace: commands and files on this machine.
 #pragma once
 
+#include <workspace/core/async.hpp>
 #include <workspace/core/concepts.hpp>
 #include <workspace/core/detail/validate.hpp>
 #include <workspace/core/error.hpp>
 #include <workspace/core/options.hpp>
 #include <workspace/core/results.hpp>
 #include <workspace/core/detail/files.hpp>
+#include <workspace/core/operations.hpp>
 #include <workspace/local/detail/process.hpp>
+#include <workspace/local/detail/process_async.hpp>
 #include <workspace/version.hpp>
 
 #include <chrono>
@@ -17,6 +20,7 @@
 #include <system_error>
 
 WORKSPACE_NAMESPACE_BEGIN
+WORKSPACE_COROUTINES_BEGIN
 
 struct LocalWorkspaceOptions {
   // On timeout the command's process group gets SIGTERM, and SIGKILL this long after.
@@ -30,7 +34,7 @@ struct LocalWorkspaceOptions {
 // Thread safety: calls on one LocalWorkspace may run concurrently from several threads.
 // The host program must not reap children it did not start (waitpid(-1, ...)), or exit codes
 // cannot be read.
-class LocalWorkspace {
+class LocalWorkspace : public AsyncOperations<LocalWorkspace> {
  public:
   // Creates working_dir (and its parents) when it does not exist; it is made absolute against
   // the current directory now, so a later chdir of the process does not move the workspace.
@@ -63,6 +67,29 @@ class LocalWorkspace {
     timings.term_grace = options_.kill_after;
     return detail::run_shell_command(command, cwd, options, timings);
   }
+
+  // --- asynchronous: the command waits on its pipes and pidfd through the executor (set_executor,
+  // else each operation's completion handler's); files are copied on it directly.
+  void set_executor(asio::any_io_executor executor) { executor_ = std::move(executor); }
+  const asio::any_io_executor& get_executor() const noexcept { return executor_; }
+
+  Task<CommandResult> co_execute_command(std::string command, CommandOptions options) const {
+    detail::validate_command(command, options);
+    std::string cwd = options.cwd ? resolve(*options.cwd) : working_dir_;
+    detail::ProcessTimings timings;
+    timings.term_grace = options_.kill_after;
+    co_return co_await detail::co_run_shell_command(std::move(command), std::move(cwd), std::move(options), timings);
+  }
+  Task<FileOperationResult> co_file_upload(std::string local_path, std::string workspace_path, TransferOptions options) const {
+    co_return file_upload(local_path, workspace_path, options);
+  }
+  Task<FileOperationResult> co_file_download(std::string workspace_path, std::string local_path, TransferOptions options) const {
+    co_return file_download(workspace_path, local_path, options);
+  }
+  Task<FileOperationResult> co_file_write(std::string workspace_path, std::string content) const {
+    co_return file_write(workspace_path, content);
+  }
+  Task<FileReadResult> co_file_read(std::string workspace_path) const { co_return file_read(workspace_path); }
 
   FileOperationResult file_upload(const std::string& local_path, const std::string& workspace_path,
                                   const TransferOptions& options = {}) const {
@@ -100,8 +127,10 @@ class LocalWorkspace {
 
   std::string working_dir_;
   LocalWorkspaceOptions options_;
+  asio::any_io_executor executor_;
 };
 
-static_assert(Workspace<LocalWorkspace>);
+static_assert(AsyncWorkspace<LocalWorkspace>);
 
+WORKSPACE_COROUTINES_END
 WORKSPACE_NAMESPACE_END

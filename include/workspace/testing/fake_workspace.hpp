@@ -14,10 +14,12 @@
 // All members may be called concurrently.
 #pragma once
 
+#include <workspace/core/async.hpp>
 #include <workspace/core/concepts.hpp>
 #include <workspace/core/detail/validate.hpp>
 #include <workspace/core/error.hpp>
 #include <workspace/core/options.hpp>
+#include <workspace/core/operations.hpp>
 #include <workspace/core/results.hpp>
 #include <workspace/core/detail/files.hpp>
 #include <workspace/version.hpp>
@@ -36,6 +38,7 @@
 #include <vector>
 
 WORKSPACE_NAMESPACE_BEGIN
+WORKSPACE_COROUTINES_BEGIN
 namespace testing {
 
 // What a scripted command does.
@@ -85,7 +88,7 @@ inline std::string parent_of(const std::string& path) {
 }
 }  // namespace detail
 
-class FakeWorkspace {
+class FakeWorkspace : public AsyncOperations<FakeWorkspace> {
  public:
   using Handler = std::function<FakeResponse(const FakeCall&)>;
 
@@ -236,6 +239,26 @@ class FakeWorkspace {
     return result;
   }
 
+  // --- AsyncWorkspace: the same answers through any completion token, on the executor given
+  // here (none: the completion handler's).
+
+  void set_executor(asio::any_io_executor executor) { executor_ = std::move(executor); }
+  const asio::any_io_executor& get_executor() const noexcept { return executor_; }
+
+  Task<CommandResult> co_execute_command(std::string command, CommandOptions options) {
+    co_return execute_command(command, options);
+  }
+  Task<FileOperationResult> co_file_upload(std::string local_path, std::string workspace_path, TransferOptions options) {
+    co_return file_upload(local_path, workspace_path, options);
+  }
+  Task<FileOperationResult> co_file_download(std::string workspace_path, std::string local_path, TransferOptions options) {
+    co_return file_download(workspace_path, local_path, options);
+  }
+  Task<FileOperationResult> co_file_write(std::string workspace_path, std::string content) {
+    co_return file_write(workspace_path, content);
+  }
+  Task<FileReadResult> co_file_read(std::string workspace_path) { co_return file_read(workspace_path); }
+
   // --- Pausable ---------------------------------------------------------------------------
 
   void pause() {
@@ -311,6 +334,7 @@ class FakeWorkspace {
   }
 
   mutable std::mutex mutex_;
+  asio::any_io_executor executor_;
   std::string working_dir_;
   std::map<std::string, Handler> scripts_;
   Handler otherwise_;
@@ -320,8 +344,9 @@ class FakeWorkspace {
   bool paused_ = false;
 };
 
-static_assert(Workspace<FakeWorkspace>);
+static_assert(AsyncWorkspace<FakeWorkspace>);
 static_assert(Pausable<FakeWorkspace>);
 
 }  // namespace testing
+WORKSPACE_COROUTINES_END
 WORKSPACE_NAMESPACE_END

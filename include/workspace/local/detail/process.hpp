@@ -29,6 +29,7 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -270,24 +271,30 @@ inline int poll_wait_ms(std::chrono::steady_clock::time_point until,
   return static_cast<int>(std::min<long long>(ms, INT_MAX));
 }
 
-// Runs `command` with /bin/sh -c in `cwd` (which must be absolute). Arguments are validated by
-// the caller.
-inline CommandResult run_shell_command(const std::string& command, const std::string& cwd,
-                                       const CommandOptions& options,
-                                       const ProcessTimings& timings = {}) {
-  using Clock = std::chrono::steady_clock;
-  const auto start = Clock::now();
+// A spawned shell and what it has written so far. It stays where it is: the pipes' sinks point
+// into its result.
+struct ShellRun {
+  ShellRun() = default;
+  ShellRun(const ShellRun&) = delete;
+  ShellRun& operator=(const ShellRun&) = delete;
 
   CommandResult result;
-  result.command = command;
-
-  ChildEnvironment environment(options.env, cwd);
-
   OutputPipe out{Fd(), &result.std_out, OutputStream::std_out};
   OutputPipe err{Fd(), &result.std_err, OutputStream::std_err};
+  std::optional<ChildGroup> child;
+};
+
+// Starts `/bin/sh -c command` in `cwd` (absolute) as the leader of a new process group, its
+// stdout and stderr on non-blocking pipes. Arguments are validated by the caller.
+inline std::unique_ptr<ShellRun> spawn_shell(const std::string& command, const std::string& cwd,
+                                             const CommandOptions& options) {
+  ChildEnvironment environment(options.env, cwd);
+
+  auto run = std::make_unique<ShellRun>();
+  run->result.command = command;
   Fd out_write, err_write;
-  make_output_pipe(out.fd, out_write);
-  make_output_pipe(err.fd, err_write);
+  make_output_pipe(run->out.fd, out_write);
+  make_output_pipe(run->err.fd, err_write);
 
   SpawnFileActions actions;
 #ifdef WORKSPACE_DETAIL_SPAWN_CHDIR
@@ -319,77 +326,77 @@ inline CommandResult run_shell_command(const std::string& command, const std::st
     throw Error(std::error_code(rc, std::system_category()),
                 "execute_command: cannot start /bin/sh in " + quote(cwd));
   }
-  ChildGroup child(pid);
+  run->child.emplace(pid);
   out_write.reset();
   err_write.reset();
+  return run;
 
-  // running -> (shell exits) -> draining -> done
-  // running -> (deadline) -> terminating -> (grace) -> killed -> done
-  enum class Phase { running, draining, terminating, killed } phase = Phase::running;
-  const bool has_deadline =
-      options.timeout < std::chrono::duration_cast<std::chrono::milliseconds>(
-                            Clock::time_point::max() - start - std::chrono::hours(24));
-  Clock::time_point phase_end = has_deadline ? start + options.timeout : Clock::time_point::max();
+}
 
-  constexpr std::size_t buffer_size = 256 * 1024;
-  std::unique_ptr<char[]> buffer(new char[buffer_size]);
-  bool exited = false;
+// The phases of a run, apart from how it waits (poll here, an executor in process_async.hpp):
+//   running -> (shell exits) -> draining -> done
+//   running -> (deadline) -> terminating -> (grace) -> killed -> done
+class ShellPhases {
+ public:
+  using Clock = std::chrono::steady_clock;
 
-  for (;;) {
-    if (exited && !out.fd && !err.fd) break;
-    auto now = Clock::now();
-    if (now >= phase_end) {
-      if (phase == Phase::running) {
-        result.timeout_occurred = true;
-        child.signal_group(SIGTERM);
-        phase = Phase::terminating;
-        phase_end = now + timings.term_grace;
-        continue;
-      }
-      if (phase == Phase::terminating) {
-        child.signal_group(SIGKILL);
-        phase = Phase::killed;
-        phase_end = now + timings.drain_grace;
-        continue;
-      }
-      break;  // draining or killed: whoever still holds the pipes is not ours to wait for
-    }
-
-    pollfd fds[3];
-    nfds_t count = 0;
-    OutputPipe* polled[2] = {nullptr, nullptr};
-    for (OutputPipe* pipe : {&out, &err}) {
-      if (!pipe->fd) continue;
-      polled[count] = pipe;
-      fds[count++] = pollfd{pipe->fd.get(), POLLIN, 0};
-    }
-    const bool watch_exit = !exited && child.pidfd() >= 0;
-    if (watch_exit) fds[count++] = pollfd{child.pidfd(), POLLIN, 0};
-    int wait_ms = poll_wait_ms(phase_end, now);
-    if (!exited && child.pidfd() < 0) wait_ms = std::min(wait_ms, 5);
-
-    int ready = ::poll(fds, count, wait_ms);
-    if (ready < 0) {
-      if (errno == EINTR) continue;
-      throw Error(last_error(), "execute_command: poll failed");
-    }
-    for (nfds_t i = 0; i < 2 && polled[i] != nullptr; ++i)
-      if (fds[i].revents != 0) read_available(*polled[i], buffer.get(), buffer_size, options);
-
-    if (!exited && (!watch_exit || fds[count - 1].revents != 0) && child.has_exited()) {
-      exited = true;
-      if (phase == Phase::running) {
-        phase = Phase::draining;
-        phase_end = Clock::now() + timings.drain_grace;
-      }
-    }
+  ShellPhases(Clock::time_point start, std::chrono::milliseconds timeout, const ProcessTimings& timings)
+      : timings_(timings) {
+    const bool has_deadline = timeout < std::chrono::duration_cast<std::chrono::milliseconds>(
+                                            Clock::time_point::max() - start - std::chrono::hours(24));
+    phase_end_ = has_deadline ? start + timeout : Clock::time_point::max();
   }
 
-  // Background children that ignored SIGTERM, or never held the pipes, die here; the group id is
-  // still safe to signal because the shell is not reaped yet.
-  if (result.timeout_occurred && phase != Phase::killed) child.signal_group(SIGKILL);
-  const int status = child.reap();
+  // When the current phase ends.
+  Clock::time_point until() const noexcept { return phase_end_; }
+  bool exited() const noexcept { return exited_; }
 
+  // The current phase ended at `now`: signals the group as the next phase wants. False once there
+  // is nothing left to wait for (draining or killed: whoever still holds the pipes is not ours).
+  bool on_time(ChildGroup& child, CommandResult& result, Clock::time_point now) {
+    if (phase_ == Phase::running) {
+      result.timeout_occurred = true;
+      child.signal_group(SIGTERM);
+      phase_ = Phase::terminating;
+      phase_end_ = now + timings_.term_grace;
+      return true;
+    }
+    if (phase_ == Phase::terminating) {
+      child.signal_group(SIGKILL);
+      phase_ = Phase::killed;
+      phase_end_ = now + timings_.drain_grace;
+      return true;
+    }
+    return false;
+  }
+  // Ends the running phase now (a cancellation), as the deadline would.
+  void expire(Clock::time_point now) noexcept {
+    if (phase_ == Phase::running) phase_end_ = now;
+  }
+  void on_exit(Clock::time_point now) noexcept {
+    exited_ = true;
+    if (phase_ == Phase::running) {
+      phase_ = Phase::draining;
+      phase_end_ = now + timings_.drain_grace;
+    }
+  }
+  bool killed() const noexcept { return phase_ == Phase::killed; }
+
+ private:
+  enum class Phase { running, draining, terminating, killed };
+  ProcessTimings timings_;
+  Phase phase_ = Phase::running;
+  Clock::time_point phase_end_;
+  bool exited_ = false;
+};
+
+// Background children that ignored SIGTERM, or never held the pipes, die here; the group id is
+// still safe to signal because the shell is not reaped yet. Then the shell is reaped and its
+// status read.
+inline CommandResult finish_shell(ShellRun& run, const ShellPhases& phases) {
+  CommandResult& result = run.result;
+  if (result.timeout_occurred && !phases.killed()) run.child->signal_group(SIGKILL);
+  const int status = run.child->reap();
   if (result.timeout_occurred) {
     result.exit_code = -1;
   } else if (status != -1 && WIFEXITED(status)) {
@@ -400,7 +407,58 @@ inline CommandResult run_shell_command(const std::string& command, const std::st
   } else {
     result.exit_code = -1;
   }
-  return result;
+  return std::move(result);
+}
+
+// Runs `command` with /bin/sh -c in `cwd` (which must be absolute), waiting with poll() on the
+// calling thread. Arguments are validated by the caller.
+inline CommandResult run_shell_command(const std::string& command, const std::string& cwd,
+                                       const CommandOptions& options,
+                                       const ProcessTimings& timings = {}) {
+  using Clock = std::chrono::steady_clock;
+  const auto start = Clock::now();
+  auto run = spawn_shell(command, cwd, options);
+  OutputPipe& out = run->out;
+  OutputPipe& err = run->err;
+  ChildGroup& child = *run->child;
+  ShellPhases phases(start, options.timeout, timings);
+
+  constexpr std::size_t buffer_size = 256 * 1024;
+  std::unique_ptr<char[]> buffer(new char[buffer_size]);
+
+  for (;;) {
+    if (phases.exited() && !out.fd && !err.fd) break;
+    auto now = Clock::now();
+    if (now >= phases.until()) {
+      if (phases.on_time(child, run->result, now)) continue;
+      break;
+    }
+
+    pollfd fds[3];
+    nfds_t count = 0;
+    OutputPipe* polled[2] = {nullptr, nullptr};
+    for (OutputPipe* pipe : {&out, &err}) {
+      if (!pipe->fd) continue;
+      polled[count] = pipe;
+      fds[count++] = pollfd{pipe->fd.get(), POLLIN, 0};
+    }
+    const bool watch_exit = !phases.exited() && child.pidfd() >= 0;
+    if (watch_exit) fds[count++] = pollfd{child.pidfd(), POLLIN, 0};
+    int wait_ms = poll_wait_ms(phases.until(), now);
+    if (!phases.exited() && child.pidfd() < 0) wait_ms = std::min(wait_ms, 5);
+
+    int ready = ::poll(fds, count, wait_ms);
+    if (ready < 0) {
+      if (errno == EINTR) continue;
+      throw Error(last_error(), "execute_command: poll failed");
+    }
+    for (nfds_t i = 0; i < 2 && polled[i] != nullptr; ++i)
+      if (fds[i].revents != 0) read_available(*polled[i], buffer.get(), buffer_size, options);
+
+    if (!phases.exited() && (!watch_exit || fds[count - 1].revents != 0) && child.has_exited())
+      phases.on_exit(Clock::now());
+  }
+  return finish_shell(*run, phases);
 }
 
 }  // namespace detail
