@@ -151,7 +151,7 @@ class UpgradedConnection {
  public:
   UpgradedConnection(Response response, std::unique_ptr<detail::Connection<Transport>> connection,
                      std::shared_ptr<asio::io_context> own_context = nullptr)
-      : response_(std::move(response)), connection_(std::move(connection)), own_context_(std::move(own_context)) {}
+      : response_(std::move(response)), own_context_(std::move(own_context)), connection_(std::move(connection)) {}
   // None: what an asynchronous operation that failed completes with beside its exception.
   UpgradedConnection() = default;
   // The same connection, with the io_context its blocking calls run on.
@@ -160,7 +160,17 @@ class UpgradedConnection {
     own_context_ = std::move(own_context);
   }
   UpgradedConnection(UpgradedConnection&&) noexcept = default;
-  UpgradedConnection& operator=(UpgradedConnection&&) noexcept = default;
+  // The connection goes before the io_context its timer and socket belong to.
+  UpgradedConnection& operator=(UpgradedConnection&& other) noexcept {
+    if (this != &other) {
+      close();
+      connection_.reset();
+      response_ = std::move(other.response_);
+      own_context_ = std::move(other.own_context_);
+      connection_ = std::move(other.connection_);
+    }
+    return *this;
+  }
   ~UpgradedConnection() { close(); }
 
   // The 101 response, or the final response when the server did not switch protocols.
@@ -267,8 +277,9 @@ class UpgradedConnection {
   }
 
   Response response_;
-  std::unique_ptr<detail::Connection<Transport>> connection_;
+  // Declared before the connection, so destroyed after it: its timer and socket belong to it.
   std::shared_ptr<asio::io_context> own_context_;
+  std::unique_ptr<detail::Connection<Transport>> connection_;
 };
 
 }  // namespace http
