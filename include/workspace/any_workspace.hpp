@@ -5,8 +5,8 @@
 //   auto ws = workspace::AnyWorkspace::from_env();  // WORKSPACE_MODE=docker WORKSPACE_IMAGE=...
 //   auto r = ws.execute_command("make test");
 //
-// AnyWorkspace models the Workspace concept, so code written against the concept takes it
-// unchanged. Every call is one std::visit: no virtual functions, and the held workspace stays
+// AnyWorkspace models the Workspace and AsyncWorkspace concepts, so code written against them
+// takes it unchanged. Every call is one std::visit: no virtual functions, and the held workspace stays
 // fully typed (get_if, visit).
 #pragma once
 
@@ -237,9 +237,10 @@ constexpr WorkspaceMode mode_of(std::type_identity<BasicDaytonaWorkspace<C>>) no
 // Capabilities: pause/resume, git_changes/git_diff, id/detach are here for every held type and
 // throw Error(errc::unsupported) when the held one lacks them; can_pause() and friends ask first.
 template <Workspace... Ws>
-class BasicAnyWorkspace {
+class BasicAnyWorkspace : public AsyncOperations<BasicAnyWorkspace<Ws...>> {
  public:
   using variant_type = std::variant<Ws...>;
+  using executor_type = asio::any_io_executor;
 
   template <class W>
     requires(std::same_as<std::remove_cvref_t<W>, Ws> || ...)
@@ -281,6 +282,39 @@ class BasicAnyWorkspace {
   }
   FileReadResult file_read(const std::string& workspace_path) {
     return std::visit([&](auto& w) { return w.file_read(workspace_path); }, workspace_);
+  }
+
+  // --- the AsyncWorkspace concept (AsyncOperations gives the async_ calls): the held type's
+  // coroutines, on the held type's executor.
+  executor_type get_executor() const {
+    return std::visit(
+        [](const auto& w) -> executor_type {
+          if constexpr (requires { w.get_executor(); }) return w.get_executor();
+          else return {};
+        },
+        workspace_);
+  }
+  void set_executor(executor_type executor) {
+    std::visit([&](auto& w) { w.set_executor(executor); }, workspace_);
+  }
+  Task<CommandResult> co_execute_command(std::string command, CommandOptions options) {
+    return std::visit([&](auto& w) { return w.co_execute_command(std::move(command), std::move(options)); }, workspace_);
+  }
+  Task<FileOperationResult> co_file_upload(std::string local_path, std::string workspace_path, TransferOptions options) {
+    return std::visit(
+        [&](auto& w) { return w.co_file_upload(std::move(local_path), std::move(workspace_path), std::move(options)); },
+        workspace_);
+  }
+  Task<FileOperationResult> co_file_download(std::string workspace_path, std::string local_path, TransferOptions options) {
+    return std::visit(
+        [&](auto& w) { return w.co_file_download(std::move(workspace_path), std::move(local_path), std::move(options)); },
+        workspace_);
+  }
+  Task<FileOperationResult> co_file_write(std::string workspace_path, std::string content) {
+    return std::visit([&](auto& w) { return w.co_file_write(std::move(workspace_path), std::move(content)); }, workspace_);
+  }
+  Task<FileReadResult> co_file_read(std::string workspace_path) {
+    return std::visit([&](auto& w) { return w.co_file_read(std::move(workspace_path)); }, workspace_);
   }
 
   // --- which one it is
@@ -438,5 +472,7 @@ class BasicAnyWorkspace {
 
 using AnyWorkspace =
     BasicAnyWorkspace<LocalWorkspace, DockerWorkspace, RemoteWorkspace, APIRemoteWorkspace, DaytonaWorkspace>;
+
+static_assert(AsyncWorkspace<AnyWorkspace>);
 
 WORKSPACE_NAMESPACE_END

@@ -2,6 +2,7 @@
 // started on 127.0.0.1 by scripts/run-tests). Without one these tests fail, never skip.
 #include <workspace/agent.hpp>
 #include <workspace/testing/contract.hpp>
+#include <workspace/testing/through_async.hpp>
 
 #include "../support/agent_server.hpp"
 #include "../support/nginx.hpp"
@@ -71,6 +72,8 @@ struct workspace::testing::ContractTraits<RemoteWorkspace> {
 
 namespace workspace::testing {
 INSTANTIATE_TYPED_TEST_SUITE_P(Remote, WorkspaceContract, ::testing::Types<RemoteWorkspace>);
+// The same suite through the asynchronous API.
+INSTANTIATE_TYPED_TEST_SUITE_P(RemoteAsync, WorkspaceContract, ::testing::Types<workspace::testing::ThroughAsync<RemoteWorkspace>>);
 }
 
 TEST_F(RemoteTest, TheFirstCommandCreatesAMissingWorkingDir) {

@@ -7,6 +7,7 @@
 // checks after them that every request validated and that no sandbox is left.
 #include <workspace/daytona.hpp>
 #include <workspace/testing/contract.hpp>
+#include <workspace/testing/through_async.hpp>
 
 #include "../support/daytona_server.hpp"
 
@@ -67,6 +68,8 @@ struct workspace::testing::ContractTraits<DaytonaWorkspace> {
 
 namespace workspace::testing {
 INSTANTIATE_TYPED_TEST_SUITE_P(Daytona, WorkspaceContract, ::testing::Types<DaytonaWorkspace>);
+// The same suite through the asynchronous API.
+INSTANTIATE_TYPED_TEST_SUITE_P(DaytonaAsync, WorkspaceContract, ::testing::Types<workspace::testing::ThroughAsync<DaytonaWorkspace>>);
 }
 
 TEST_F(DaytonaTest, CreatesALabelledSandboxAndDeletesItOnDestruction) {

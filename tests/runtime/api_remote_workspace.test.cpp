@@ -3,6 +3,7 @@
 // and RUNTIME_API_KEY). Without it these tests fail, never skip.
 #include <workspace/runtime.hpp>
 #include <workspace/testing/contract.hpp>
+#include <workspace/testing/through_async.hpp>
 
 #include "../support/runtime_api.hpp"
 
@@ -56,6 +57,8 @@ struct workspace::testing::ContractTraits<APIRemoteWorkspace> {
 
 namespace workspace::testing {
 INSTANTIATE_TYPED_TEST_SUITE_P(APIRemote, WorkspaceContract, ::testing::Types<APIRemoteWorkspace>);
+// The same suite through the asynchronous API.
+INSTANTIATE_TYPED_TEST_SUITE_P(APIRemoteAsync, WorkspaceContract, ::testing::Types<workspace::testing::ThroughAsync<APIRemoteWorkspace>>);
 }
 
 TEST_F(RuntimeTest, WaitsThroughASlowPendingPodThenStopsTheRuntimeOnDestruction) {

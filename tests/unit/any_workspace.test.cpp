@@ -2,6 +2,7 @@
 // are reached in tests/cli (through workspace-cli); here the configuration they get, and the
 // whole contract suite on an AnyWorkspace holding a LocalWorkspace.
 #include <workspace/testing/contract.hpp>
+#include <workspace/testing/through_async.hpp>
 
 #include <workspace/any_workspace.hpp>
 #include <workspace/testing/fake_workspace.hpp>
@@ -41,6 +42,8 @@ struct ContractTraits<AnyWorkspace> {
 };
 
 INSTANTIATE_TYPED_TEST_SUITE_P(Any, WorkspaceContract, ::testing::Types<AnyWorkspace>);
+// The same suite through the asynchronous API.
+INSTANTIATE_TYPED_TEST_SUITE_P(AnyAsync, WorkspaceContract, ::testing::Types<workspace::testing::ThroughAsync<AnyWorkspace>>);
 
 }  // namespace workspace::testing
 

@@ -6,8 +6,12 @@
 //
 //   workspace::agent::Api api("http://127.0.0.1:8000", key);
 //   auto info = api.server_info();
+//
+// Each call is a coroutine (co_...) on the caller's executor; the blocking form runs it on the
+// calling thread.
 #pragma once
 
+#include <workspace/core/async.hpp>
 #include <workspace/core/deadline.hpp>
 #include <workspace/core/detail/validate.hpp>
 #include <workspace/core/error.hpp>
@@ -32,6 +36,7 @@
 #include <vector>
 
 WORKSPACE_NAMESPACE_BEGIN
+WORKSPACE_COROUTINES_BEGIN
 namespace agent {
 
 template <class Client = http::Client<http::TcpOrTls, http::SessionApiKeyAuth>>
@@ -57,11 +62,22 @@ class BasicApi {
   std::string session_api_key() { return auth().value(); }
 
   // GET /health (no key needed): true when the server answers 2xx within five seconds.
+  Task<bool> co_alive() {
+    http::RequestOptions o;
+    o.timeout = std::chrono::seconds(5);
+    http::Request r{.method = "GET", .target = "/health"};
+    bool ok = false;
+    try {
+      const auto response = co_await client_.co_request(std::move(r), std::move(o));
+      ok = response.ok();
+    } catch (const std::exception& e) {
+      if (workspace::detail::is_aborted(e)) throw;  // a cancellation is not an answer
+    }
+    co_return ok;
+  }
   bool alive() noexcept {
     try {
-      http::RequestOptions o;
-      o.timeout = std::chrono::seconds(5);
-      return client_.request(http::Request{.method = "GET", .target = "/health"}, o).ok();
+      return workspace::detail::run_blocking([&] { return co_alive(); });
     } catch (...) {
       return false;
     }
@@ -71,44 +87,57 @@ class BasicApi {
   nlohmann::json server_info() { return call("GET", "/server_info", std::nullopt, {}); }
 
   // POST /api/bash/start_bash_command: the command's id. `server_timeout` is whole seconds.
-  std::string start_bash_command(const std::string& command, long long server_timeout, Deadline deadline = {}) {
+  Task<std::string> co_start_bash_command(std::string command, long long server_timeout, Deadline deadline = {}) {
     http::RequestOptions o;
     o.timeout = std::chrono::seconds(30);
     o.deadline = deadline;
-    const auto started =
-        call("POST", "/api/bash/start_bash_command", nlohmann::json{{"command", command}, {"timeout", server_timeout}}, o);
+    nlohmann::json body{{"command", std::move(command)}, {"timeout", server_timeout}};
+    const auto started = co_await co_call("POST", "/api/bash/start_bash_command", std::move(body), std::move(o));
     if (!started.contains("id") || !started["id"].is_string())
       throw Error(errc::protocol_error, "agent server: start_bash_command answered no command id");
-    return started["id"].template get<std::string>();
+    co_return started["id"].template get<std::string>();
+  }
+  std::string start_bash_command(const std::string& command, long long server_timeout, Deadline deadline = {}) {
+    return workspace::detail::run_blocking([&] { return co_start_bash_command(command, server_timeout, deadline); });
   }
 
   // GET /api/bash/bash_events/search with `query`: the page as the server sends it.
+  Task<nlohmann::json> co_search_bash_events(http::QueryParams query, http::RequestOptions o = {}) {
+    co_return co_await co_call("GET", http::make_target("/api/bash/bash_events/search", query), std::nullopt, std::move(o));
+  }
   nlohmann::json search_bash_events(const http::QueryParams& query, const http::RequestOptions& o = {}) {
-    return call("GET", http::make_target("/api/bash/bash_events/search", query), std::nullopt, o);
+    return workspace::detail::run_blocking([&] { return co_search_bash_events(query, o); });
   }
 
   // The /sockets/bash-events websocket; events of every command the server runs arrive on it
   // once authenticate() has sent the key in its first frame (the server closes it with 4001 when
-  // it refuses the key).
-  socket_type connect_events_socket(Deadline::time_point deadline) {
+  // it refuses the key). The co_ form makes a socket of the awaiting executor; the blocking one a
+  // socket for blocking calls from any thread.
+  Task<socket_type> co_connect_events_socket(Deadline::time_point deadline) {
     // The server takes the key in the first frame (in a header it is deprecated there), so the
     // upgrade goes out on a client of its own, without the key policy.
+    return socket_type::co_connect(socket_client_, "/sockets/bash-events", {}, deadline);
+  }
+  socket_type connect_events_socket(Deadline::time_point deadline) {
     return socket_type::connect(socket_client_, "/sockets/bash-events", {}, deadline);
   }
-  void authenticate(socket_type& socket, Deadline::time_point deadline) {
-    socket.send_text(nlohmann::json{{"type", "auth"}, {"session_api_key", auth().value()}}.dump(), deadline);
+  std::string auth_frame() { return nlohmann::json{{"type", "auth"}, {"session_api_key", auth().value()}}.dump(); }
+  Task<void> co_authenticate(socket_type& socket, Deadline::time_point deadline) {
+    const std::string frame = auth_frame();
+    co_await socket.co_send_text(frame, deadline);
   }
+  void authenticate(socket_type& socket, Deadline::time_point deadline) { socket.send_text(auth_frame(), deadline); }
 
   // POST /api/file/upload?path=: `form` holds the file as its one part of `size` bytes. A server
   // that reports another size than was sent is an Error.
-  void upload(const std::string& remote, http::Multipart form, std::uint64_t size, http::Progress progress = {}) {
+  Task<void> co_upload(std::string remote, http::Multipart form, std::uint64_t size, http::Progress progress = {}) {
     http::Request r{.method = "POST", .target = http::make_target("/api/file/upload", {{"path", remote}})};
     r.headers.set("Accept", "application/json");
     http::RequestOptions o;
     o.on_upload = std::move(progress);
     std::move(form).attach_to(r);
     const std::string what = "agent server: " + client_.describe(r);
-    const http::Response response = client_.request(std::move(r), o);
+    const http::Response response = co_await client_.co_request(std::move(r), std::move(o));
     http::check_status(response, what);
     const auto answer = http::detail::parse_json(response.body);
     if (answer.is_object() && answer.contains("file_size") && answer["file_size"].is_number_unsigned() &&
@@ -116,21 +145,27 @@ class BasicApi {
       throw Error(errc::io_error, what + ": the server wrote " + answer["file_size"].dump() + " of " +
                                       std::to_string(size) + " bytes");
   }
+  void upload(const std::string& remote, http::Multipart form, std::uint64_t size, http::Progress progress = {}) {
+    workspace::detail::run_blocking([&] { return co_upload(remote, std::move(form), size, std::move(progress)); });
+  }
 
   // GET /api/file/download?path=, the body to o.on_body; from byte `from` when given (a range:
   // Starlette serves a whole file until EOF even when it grew past the Content-Length it
   // announced, which breaks the connection; a range is bounded). Returns false when the range
   // starts at the file's end (416). A missing file is Error(not_found).
-  bool download(const std::string& remote, const http::RequestOptions& o, std::optional<std::uint64_t> from = {}) {
+  Task<bool> co_download(std::string remote, http::RequestOptions o, std::optional<std::uint64_t> from = {}) {
     http::Request r{.method = "GET", .target = http::make_target("/api/file/download", {{"path", remote}})};
     if (from) r.headers.set("Range", "bytes=" + std::to_string(*from) + "-");
     const std::string what = "agent server: " + client_.describe(r);
-    const http::Response response = client_.request(std::move(r), o);
-    if (from && response.status == 416) return false;
+    const http::Response response = co_await client_.co_request(std::move(r), std::move(o));
+    if (from && response.status == 416) co_return false;
     if (response.status == 404)
       throw Error(errc::not_found, what + ": 404: no such file", 404, http::detail::server_message(response));
     http::check_status(response, what);
-    return true;
+    co_return true;
+  }
+  bool download(const std::string& remote, const http::RequestOptions& o, std::optional<std::uint64_t> from = {}) {
+    return workspace::detail::run_blocking([&] { return co_download(remote, o, from); });
   }
 
   // GET /api/git/changes?path=: the changes below `path`; empty when it is not a repository.
@@ -161,15 +196,20 @@ class BasicApi {
   }
 
   // A JSON call; non-2xx throws with the server's detail (401: authentication_failed).
-  nlohmann::json call(std::string method, std::string target, const std::optional<nlohmann::json>& body,
-                      const http::RequestOptions& options) {
+  Task<nlohmann::json> co_call(std::string method, std::string target, std::optional<nlohmann::json> body,
+                               http::RequestOptions options) {
     try {
-      return client_.request_json(std::move(method), std::move(target), body, options);
+      co_return co_await client_.co_request_json(std::move(method), std::move(target), std::move(body), std::move(options));
     } catch (const http::TransportError& e) {
       throw e.prefixed("agent server");
     } catch (const Error& e) {
       throw workspace::detail::prefixed(e, "agent server");
     }
+  }
+  nlohmann::json call(std::string method, std::string target, const std::optional<nlohmann::json>& body,
+                      const http::RequestOptions& options) {
+    return workspace::detail::run_blocking(
+        [&] { return co_call(std::move(method), std::move(target), body, options); });
   }
 
  private:
@@ -182,4 +222,5 @@ class BasicApi {
 using Api = BasicApi<>;
 
 }  // namespace agent
+WORKSPACE_COROUTINES_END
 WORKSPACE_NAMESPACE_END

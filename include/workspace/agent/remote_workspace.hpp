@@ -7,13 +7,19 @@
 // Commands run under the shell layer's runner (shell/command.hpp) through the server's bash API,
 // so that output stays byte-exact, streams while the command runs, and timeouts are enforced to
 // the millisecond and kill every process of the command. Files stream through /api/file.
+//
+// Every operation is one coroutine (core/operations.hpp): the blocking calls run it on the
+// calling thread, the async_ calls on the executor given (or the completion handler's), so many
+// commands run at once on one RemoteWorkspace from one thread.
 #pragma once
 
 #include <workspace/agent/api.hpp>
 #include <workspace/agent/detail/channel.hpp>
+#include <workspace/core/async.hpp>
 #include <workspace/core/concepts.hpp>
 #include <workspace/core/detail/validate.hpp>
 #include <workspace/core/error.hpp>
+#include <workspace/core/operations.hpp>
 #include <workspace/core/options.hpp>
 #include <workspace/core/results.hpp>
 #include <workspace/http/body.hpp>
@@ -34,6 +40,7 @@
 #include <vector>
 
 WORKSPACE_NAMESPACE_BEGIN
+WORKSPACE_COROUTINES_BEGIN
 
 // How commands run on an agent server (RemoteWorkspace, and the agent server of an
 // APIRemoteWorkspace).
@@ -66,10 +73,11 @@ struct RemoteWorkspaceOptions {
 };
 
 template <class Client = http::Client<http::TcpOrTls, http::SessionApiKeyAuth>>
-class BasicRemoteWorkspace {
+class BasicRemoteWorkspace : public Operations<BasicRemoteWorkspace<Client>> {
  public:
   using client_type = Client;
   using api_type = agent::BasicApi<Client>;
+  using executor_type = asio::any_io_executor;
 
   BasicRemoteWorkspace(std::string host, std::string session_api_key, std::string working_dir = "/workspace")
       : BasicRemoteWorkspace(RemoteWorkspaceOptions{.host = std::move(host),
@@ -86,6 +94,16 @@ class BasicRemoteWorkspace {
     options_.session_api_key.clear();
   }
 
+  // The same, its asynchronous operations running on `executor`.
+  BasicRemoteWorkspace(executor_type executor, RemoteWorkspaceOptions options)
+      : BasicRemoteWorkspace(std::move(options)) {
+    executor_ = std::move(executor);
+  }
+
+  // Where asynchronous operations run; when empty, on the completion handler's executor.
+  const executor_type& get_executor() const noexcept { return executor_; }
+  void set_executor(executor_type executor) noexcept { executor_ = std::move(executor); }
+
   const std::string& working_dir() const noexcept { return options_.working_dir; }
   const std::string& host() const noexcept { return options_.host; }
   api_type& api() noexcept { return *api_; }
@@ -101,7 +119,9 @@ class BasicRemoteWorkspace {
   bool alive() noexcept { return api_->alive(); }
   nlohmann::json server_info() { return api_->server_info(); }
 
-  CommandResult execute_command(const std::string& command, const CommandOptions& options = {}) {
+  // --- the operations, once (Operations gives the blocking and asynchronous calls)
+
+  Task<CommandResult> co_execute_command(std::string command, CommandOptions options) {
     detail::validate_command(command, options);
     const auto& s = options_.commands;
     shell::CommandSettings settings;
@@ -112,25 +132,30 @@ class BasicRemoteWorkspace {
     settings.first_stream = std::chrono::milliseconds(50);
     settings.stream_interval = s.stream_interval;
     settings.result_wait = s.result_wait;
-    agent::detail::Channel<api_type> channel(*api_, *sockets_, *websocket_refused_, {s.use_websocket, s.max_poll_interval});
-    return shell::run_command(channel, command, options, settings);
+    // Shared state, so that an operation still running when the workspace moves keeps it.
+    const auto api = api_;
+    const auto sockets = sockets_;
+    const auto refused = websocket_refused_;
+    const agent::detail::ChannelSettings channel_settings{s.use_websocket, s.max_poll_interval};
+    agent::detail::Channel<api_type> channel(*api, *sockets, *refused, channel_settings);
+    co_return co_await shell::run_command(channel, std::move(command), std::move(options), std::move(settings));
   }
 
-  FileOperationResult file_upload(const std::string& local_path, const std::string& workspace_path,
-                                  const TransferOptions& options = {}) {
-    return shell::upload_file(local_path, resolve(workspace_path), options, add_part, put());
+  Task<FileOperationResult> co_file_upload(std::string local_path, std::string workspace_path, TransferOptions options) {
+    std::string remote = resolve(workspace_path);
+    co_return co_await shell::upload_file(std::move(local_path), std::move(remote), std::move(options), add_part, put());
   }
-  FileOperationResult file_write(const std::string& workspace_path, std::string_view content) {
-    return shell::write_file(resolve(workspace_path), content, add_part, put());
+  Task<FileOperationResult> co_file_write(std::string workspace_path, std::string content) {
+    std::string remote = resolve(workspace_path);
+    co_return co_await shell::write_file(std::move(remote), std::move(content), add_part, put());
   }
-  FileOperationResult file_download(const std::string& workspace_path, const std::string& local_path,
-                                    const TransferOptions& options = {}) {
-    const std::string remote = resolve(workspace_path);
-    return shell::download_file(remote, local_path, options, [&](const http::RequestOptions& o) { api_->download(remote, o); });
+  Task<FileOperationResult> co_file_download(std::string workspace_path, std::string local_path, TransferOptions options) {
+    std::string remote = resolve(workspace_path);
+    co_return co_await shell::download_file(remote, std::move(local_path), std::move(options), get(remote));
   }
-  FileReadResult file_read(const std::string& workspace_path) {
-    const std::string remote = resolve(workspace_path);
-    return shell::read_file(remote, [&](const http::RequestOptions& o) { api_->download(remote, o); });
+  Task<FileReadResult> co_file_read(std::string workspace_path) {
+    std::string remote = resolve(workspace_path);
+    co_return co_await shell::read_file(remote, get(remote));
   }
 
   // The git changes below `path` (relative to working_dir unless absolute), as the server's
@@ -147,18 +172,27 @@ class BasicRemoteWorkspace {
   }
 
   // The agent server takes one file part named "file"; the path is in the query.
-  static constexpr auto add_part = [](http::Multipart& form, const std::string& remote, auto&&... part) {
-    form.add_file("file", shell::file_name_of(remote), std::forward<decltype(part)>(part)...);
+  // (A named type, not a lambda: it is kept in coroutine frames, which need its linkage.)
+  struct AddPart {
+    template <class... Part>
+    void operator()(http::Multipart& form, const std::string& remote, Part&&... part) const {
+      form.add_file("file", shell::file_name_of(remote), std::forward<Part>(part)...);
+    }
   };
+  static constexpr AddPart add_part{};
   auto put() {
-    return [this](const std::string& remote, http::Multipart form, std::uint64_t size, http::Progress progress) {
-      api_->upload(remote, std::move(form), size, std::move(progress));
+    return [api = api_](const std::string& remote, http::Multipart form, std::uint64_t size, http::Progress progress) {
+      return api->co_upload(remote, std::move(form), size, std::move(progress));
     };
+  }
+  auto get(const std::string& remote) {
+    return [api = api_, remote](const http::RequestOptions& o) { return api->co_download(remote, o); };
   }
 
   using Socket = typename api_type::socket_type;
 
   RemoteWorkspaceOptions options_;
+  executor_type executor_;
   std::shared_ptr<api_type> api_;
   std::shared_ptr<std::atomic<bool>> websocket_refused_ = std::make_shared<std::atomic<bool>>(false);  // said no once
   std::shared_ptr<agent::detail::SocketPool<Socket>> sockets_ = std::make_shared<agent::detail::SocketPool<Socket>>();
@@ -168,5 +202,7 @@ using RemoteWorkspace = BasicRemoteWorkspace<>;
 
 static_assert(Workspace<RemoteWorkspace>);
 static_assert(GitCapable<RemoteWorkspace>);
+static_assert(AsyncWorkspace<RemoteWorkspace>);
 
+WORKSPACE_COROUTINES_END
 WORKSPACE_NAMESPACE_END

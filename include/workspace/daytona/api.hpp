@@ -6,8 +6,12 @@
 // TransitionWait is the policy that waits out a sandbox's state transitions on the toolbox: it
 // answers 502 (empty), 503 or 400 "...Is the Sandbox started?" while a sandbox changes state, and
 // the API 409 while a transition runs.
+//
+// Each call is a coroutine (co_...) on the caller's executor; the blocking form runs it on the
+// calling thread.
 #pragma once
 
+#include <workspace/core/async.hpp>
 #include <workspace/core/deadline.hpp>
 #include <workspace/core/detail/env.hpp>
 #include <workspace/core/error.hpp>
@@ -33,6 +37,7 @@
 #include <vector>
 
 WORKSPACE_NAMESPACE_BEGIN
+WORKSPACE_COROUTINES_BEGIN
 namespace daytona {
 
 // The key, the API's URL and the target, from the caller or else the environment
@@ -100,22 +105,24 @@ namespace detail {
 // One header on every request, besides the credential.
 inline http::HeaderAuth source_header() { return http::HeaderAuth("X-Daytona-Source", "sdk-cpp"); }
 
+// A JSON call (or a text answer, as a JSON string: logs); non-2xx throws with the server's words.
 template <class Client>
-nlohmann::json json_call(Client& client, const char* what, std::string method, std::string target,
-                         const std::optional<nlohmann::json>& body, const http::RequestOptions& options) {
+Task<nlohmann::json> json_call(Client& client, std::string method, std::string target,
+                               std::optional<nlohmann::json> body, http::RequestOptions options, bool idempotent) {
   http::Request r{.method = std::move(method), .target = std::move(target)};
   r.headers.set("Accept", "application/json");
   if (body) {
     r.headers.set("Content-Type", "application/json");
     r.body = body->dump();
   }
-  const std::string where = std::string(what) + client.describe(r);
-  const http::Response response = client.request(std::move(r), options);
+  r.idempotent = idempotent;
+  const std::string where = "daytona: " + client.describe(r);
+  const http::Response response = co_await client.co_request(std::move(r), std::move(options));
   http::check_status(response, where);
-  if (response.body.empty()) return nullptr;
+  if (response.body.empty()) co_return nullptr;
   auto parsed = http::detail::parse_json(response.body);
-  if (parsed.is_discarded()) return response.body;  // text answers (logs) come back as a string
-  return parsed;
+  if (parsed.is_discarded()) co_return response.body;
+  co_return parsed;
 }
 }  // namespace detail
 
@@ -131,43 +138,66 @@ class BasicApi {
   Client& client() noexcept { return client_; }
   const std::string& endpoint() const noexcept { return client_.endpoint(); }
 
-  nlohmann::json call(std::string method, std::string target, const std::optional<nlohmann::json>& body = std::nullopt,
-                      std::chrono::milliseconds timeout = std::chrono::seconds(60)) {
+  Task<nlohmann::json> co_call(std::string method, std::string target, std::optional<nlohmann::json> body = std::nullopt,
+                               std::chrono::milliseconds timeout = std::chrono::seconds(60)) {
     http::RequestOptions o;
     o.timeout = timeout;
-    return detail::json_call(client_, "daytona: ", std::move(method), std::move(target), body, o);
+    return detail::json_call(client_, std::move(method), std::move(target), std::move(body), std::move(o), false);
+  }
+  nlohmann::json call(std::string method, std::string target, const std::optional<nlohmann::json>& body = std::nullopt,
+                      std::chrono::milliseconds timeout = std::chrono::seconds(60)) {
+    return workspace::detail::run_blocking([&] { return co_call(std::move(method), std::move(target), body, timeout); });
   }
 
   // POST /sandbox: the sandbox as created.
+  Task<nlohmann::json> co_create(nlohmann::json body, std::chrono::milliseconds timeout) {
+    return co_call("POST", "/sandbox", std::move(body), timeout);
+  }
+  Task<nlohmann::json> co_get(const std::string& id_or_name) { return co_call("GET", http::make_target("/sandbox/" + id_or_name)); }
+  Task<nlohmann::json> co_start(const std::string& id, std::chrono::milliseconds timeout) {
+    return co_call("POST", http::make_target("/sandbox/" + id + "/start"), std::nullopt, timeout);
+  }
+  Task<nlohmann::json> co_stop(const std::string& id) { return co_call("POST", http::make_target("/sandbox/" + id + "/stop")); }
+  Task<nlohmann::json> co_remove(const std::string& id) { return co_call("DELETE", http::make_target("/sandbox/" + id)); }
+  Task<std::string> co_toolbox_proxy_url(std::string id) {
+    const auto answer = co_await co_call("GET", http::make_target("/sandbox/" + id + "/toolbox-proxy-url"));
+    co_return answer.value("url", std::string());
+  }
+
   nlohmann::json create(const nlohmann::json& body, std::chrono::milliseconds timeout) {
-    return call("POST", "/sandbox", body, timeout);
+    return workspace::detail::run_blocking([&] { return co_create(body, timeout); });
   }
-  nlohmann::json get(const std::string& id_or_name) { return call("GET", http::make_target("/sandbox/" + id_or_name)); }
+  nlohmann::json get(const std::string& id_or_name) {
+    return workspace::detail::run_blocking([&] { return co_get(id_or_name); });
+  }
   void start(const std::string& id, std::chrono::milliseconds timeout) {
-    call("POST", http::make_target("/sandbox/" + id + "/start"), std::nullopt, timeout);
+    workspace::detail::run_blocking([&] { return co_start(id, timeout); });
   }
-  void stop(const std::string& id) { call("POST", http::make_target("/sandbox/" + id + "/stop")); }
-  void remove(const std::string& id) { call("DELETE", http::make_target("/sandbox/" + id)); }
+  void stop(const std::string& id) { workspace::detail::run_blocking([&] { return co_stop(id); }); }
+  void remove(const std::string& id) { workspace::detail::run_blocking([&] { return co_remove(id); }); }
   std::string toolbox_proxy_url(const std::string& id) {
-    return call("GET", http::make_target("/sandbox/" + id + "/toolbox-proxy-url")).value("url", std::string());
+    return workspace::detail::run_blocking([&] { return co_toolbox_proxy_url(id); });
   }
 
   // Every sandbox carrying `labels`, from either shape of the list ({items, nextCursor} since
   // v0.180, a plain array before), following cursors.
-  std::vector<nlohmann::json> list(const nlohmann::json& labels) {
+  Task<std::vector<nlohmann::json>> co_list(nlohmann::json labels) {
     std::vector<nlohmann::json> out;
     std::string cursor;
     for (int pages = 0; pages < 100; ++pages) {
       http::QueryParams q{{"labels", labels.dump()}};
       if (!cursor.empty()) q.emplace_back("cursor", cursor);
-      const auto page = call("GET", http::make_target("/sandbox", q));
+      const auto page = co_await co_call("GET", http::make_target("/sandbox", q));
       const auto& items = page.is_array() ? page : (page.contains("items") ? page["items"] : nlohmann::json::array());
       for (const auto& item : items) out.push_back(item);
       if (!page.is_object() || !page.contains("nextCursor") || !page["nextCursor"].is_string()) break;
       cursor = page["nextCursor"].template get<std::string>();
       if (cursor.empty()) break;
     }
-    return out;
+    co_return out;
+  }
+  std::vector<nlohmann::json> list(const nlohmann::json& labels) {
+    return workspace::detail::run_blocking([&] { return co_list(labels); });
   }
 
  private:
@@ -190,81 +220,110 @@ class BasicToolbox {
 
   // A JSON call (or a text answer, as a JSON string); idempotency decides what TransitionWait
   // may repeat.
+  Task<nlohmann::json> co_call(std::string method, std::string target, std::optional<nlohmann::json> body,
+                               bool idempotent, http::RequestOptions options = {}) {
+    if (!options.timeout) options.timeout = std::chrono::seconds(60);
+    return detail::json_call(client_, std::move(method), std::move(target), std::move(body), std::move(options),
+                             idempotent);
+  }
   nlohmann::json call(std::string method, std::string target, const std::optional<nlohmann::json>& body,
                       bool idempotent, const http::RequestOptions& options = {}) {
-    http::RequestOptions o = options;
-    if (!o.timeout) o.timeout = std::chrono::seconds(60);
-    http::Request r{.method = std::move(method), .target = std::move(target)};
-    r.headers.set("Accept", "application/json");
-    if (body) {
-      r.headers.set("Content-Type", "application/json");
-      r.body = body->dump();
-    }
-    r.idempotent = idempotent;
-    const std::string where = "daytona: " + client_.describe(r);
-    const http::Response response = client_.request(std::move(r), o);
-    http::check_status(response, where);
-    if (response.body.empty()) return nullptr;
-    auto parsed = http::detail::parse_json(response.body);
-    if (parsed.is_discarded()) return response.body;
-    return parsed;
+    return workspace::detail::run_blocking(
+        [&] { return co_call(std::move(method), std::move(target), body, idempotent, options); });
   }
 
-  std::string work_dir() { return call("GET", "/work-dir", std::nullopt, true).value("dir", std::string("/")); }
+  Task<std::string> co_work_dir() {
+    const auto answer = co_await co_call("GET", "/work-dir", std::nullopt, true);
+    co_return answer.value("dir", std::string("/"));
+  }
+  std::string work_dir() { return workspace::detail::run_blocking([&] { return co_work_dir(); }); }
 
   // Sessions: one long-lived shell each; commands run in them asynchronously.
-  void create_session(const std::string& id, Deadline deadline = {}) {
-    call("POST", "/process/session", nlohmann::json{{"sessionId", id}}, false, with(deadline));
+  Task<void> co_create_session(std::string id, Deadline deadline = {}) {
+    nlohmann::json body{{"sessionId", std::move(id)}};
+    http::RequestOptions o = with(deadline);
+    co_await co_call("POST", "/process/session", std::move(body), false, std::move(o));
   }
-  std::string session_exec(const std::string& session, const std::string& command, Deadline deadline = {}) {
-    const auto exec = call("POST", http::make_target("/process/session/" + session + "/exec"),
-                           nlohmann::json{{"command", command}, {"runAsync", true}}, false, with(deadline));
+  Task<std::string> co_session_exec(std::string session, std::string command, Deadline deadline = {}) {
+    nlohmann::json body{{"command", std::move(command)}, {"runAsync", true}};
+    http::RequestOptions o = with(deadline);
+    const auto exec =
+        co_await co_call("POST", http::make_target("/process/session/" + session + "/exec"), std::move(body), false, std::move(o));
     const std::string id = exec.is_object() ? exec.value("cmdId", std::string()) : std::string();
     if (id.empty()) throw Error(errc::protocol_error, "daytona: the session command has no cmdId");
-    return id;
+    co_return id;
   }
   // The command's exit code once it has one.
-  std::optional<int> session_command_exit(const std::string& session, const std::string& command, Deadline deadline = {}) {
-    const auto status = call("GET", http::make_target("/process/session/" + session + "/command/" + command),
-                             std::nullopt, true, with(deadline));
+  Task<std::optional<int>> co_session_command_exit(std::string session, std::string command, Deadline deadline = {}) {
+    http::RequestOptions o = with(deadline);
+    const auto status = co_await co_call("GET", http::make_target("/process/session/" + session + "/command/" + command),
+                                         std::nullopt, true, std::move(o));
     if (status.is_object() && status.contains("exitCode") && status["exitCode"].is_number_integer())
-      return status["exitCode"].template get<int>();
-    return std::nullopt;
+      co_return status["exitCode"].template get<int>();
+    co_return std::nullopt;
   }
   // The command's output so far (text, or {"output": ...} for newer SDK versions).
-  std::string session_command_logs(const std::string& session, const std::string& command, Deadline deadline = {}) {
-    const auto logs = call("GET", http::make_target("/process/session/" + session + "/command/" + command + "/logs"),
-                           std::nullopt, true, with(deadline));
-    if (logs.is_string()) return logs.template get<std::string>();
+  Task<std::string> co_session_command_logs(std::string session, std::string command, Deadline deadline = {}) {
+    http::RequestOptions o = with(deadline);
+    const auto logs = co_await co_call("GET", http::make_target("/process/session/" + session + "/command/" + command + "/logs"),
+                                       std::nullopt, true, std::move(o));
+    if (logs.is_string()) co_return logs.template get<std::string>();
     if (logs.is_object() && logs.contains("output") && logs["output"].is_string())
-      return logs["output"].template get<std::string>();
-    return {};
+      co_return logs["output"].template get<std::string>();
+    co_return std::string();
   }
-  void delete_session(const std::string& id) {
-    call("DELETE", http::make_target("/process/session/" + id), std::nullopt, true);
+  Task<void> co_delete_session(std::string id) {
+    co_await co_call("DELETE", http::make_target("/process/session/" + id), std::nullopt, true);
   }
 
   // POST /process/execute: a command run to its end (the toolbox merges its output).
-  nlohmann::json execute(const std::string& command, int timeout_seconds) {
-    return call("POST", "/process/execute", nlohmann::json{{"command", command}, {"timeout", timeout_seconds}}, false);
+  Task<nlohmann::json> co_execute(std::string command, int timeout_seconds) {
+    nlohmann::json body{{"command", std::move(command)}, {"timeout", timeout_seconds}};
+    return co_call("POST", "/process/execute", std::move(body), false);
   }
 
   // GET /files/download?path=, the body to o.on_body.
-  void download(const std::string& remote, const http::RequestOptions& o) {
+  Task<void> co_download(std::string remote, http::RequestOptions o) {
     http::Request r{.method = "GET", .target = http::make_target("/files/download", {{"path", remote}})};
     const std::string where = "daytona: " + client_.describe(r);
-    http::check_status(client_.request(std::move(r), o), where);
+    const http::Response response = co_await client_.co_request(std::move(r), std::move(o));
+    http::check_status(response, where);
   }
 
   // POST /files/bulk-upload with `form` (files[i].path and files[i].file parts).
-  void upload(http::Multipart form, http::Progress progress = {}) {
+  Task<void> co_upload(http::Multipart form, http::Progress progress = {}) {
     http::Request r{.method = "POST", .target = "/files/bulk-upload"};
     r.headers.set("Accept", "application/json");
     http::RequestOptions o;
     o.on_upload = std::move(progress);
     std::move(form).attach_to(r);
     const std::string where = "daytona: " + client_.describe(r);
-    http::check_status(client_.request(std::move(r), o), where);
+    const http::Response response = co_await client_.co_request(std::move(r), std::move(o));
+    http::check_status(response, where);
+  }
+
+  // The blocking forms.
+  void create_session(const std::string& id, Deadline deadline = {}) {
+    workspace::detail::run_blocking([&] { return co_create_session(id, deadline); });
+  }
+  std::string session_exec(const std::string& session, const std::string& command, Deadline deadline = {}) {
+    return workspace::detail::run_blocking([&] { return co_session_exec(session, command, deadline); });
+  }
+  std::optional<int> session_command_exit(const std::string& session, const std::string& command, Deadline deadline = {}) {
+    return workspace::detail::run_blocking([&] { return co_session_command_exit(session, command, deadline); });
+  }
+  std::string session_command_logs(const std::string& session, const std::string& command, Deadline deadline = {}) {
+    return workspace::detail::run_blocking([&] { return co_session_command_logs(session, command, deadline); });
+  }
+  void delete_session(const std::string& id) { workspace::detail::run_blocking([&] { return co_delete_session(id); }); }
+  nlohmann::json execute(const std::string& command, int timeout_seconds) {
+    return workspace::detail::run_blocking([&] { return co_execute(command, timeout_seconds); });
+  }
+  void download(const std::string& remote, const http::RequestOptions& o) {
+    workspace::detail::run_blocking([&] { return co_download(remote, o); });
+  }
+  void upload(http::Multipart form, http::Progress progress = {}) {
+    workspace::detail::run_blocking([&] { return co_upload(std::move(form), std::move(progress)); });
   }
 
  private:
@@ -281,4 +340,5 @@ using Api = BasicApi<>;
 using Toolbox = BasicToolbox<>;
 
 }  // namespace daytona
+WORKSPACE_COROUTINES_END
 WORKSPACE_NAMESPACE_END

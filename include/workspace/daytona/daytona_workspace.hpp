@@ -12,12 +12,18 @@
 //
 // A class template over the transport, since it holds two clients (the API's and the toolbox's,
 // whose policies differ).
+//
+// Every operation is one coroutine (core/operations.hpp), blocking or asynchronous; so are
+// creating and closing (async_create, async_close), so that a hundred sandboxes start and go
+// away at once from one thread.
 #pragma once
 
+#include <workspace/core/async.hpp>
 #include <workspace/core/concepts.hpp>
 #include <workspace/core/detail/owner.hpp>
 #include <workspace/core/detail/validate.hpp>
 #include <workspace/core/error.hpp>
+#include <workspace/core/operations.hpp>
 #include <workspace/core/options.hpp>
 #include <workspace/core/results.hpp>
 #include <workspace/daytona/api.hpp>
@@ -27,6 +33,9 @@
 #include <workspace/shell/transfer.hpp>
 #include <workspace/version.hpp>
 
+#include <asio/steady_timer.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_awaitable.hpp>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -37,10 +46,11 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <thread>
+#include <exception>
 #include <utility>
 
 WORKSPACE_NAMESPACE_BEGIN
+WORKSPACE_COROUTINES_BEGIN
 
 struct DaytonaWorkspaceOptions {
   // Credentials and endpoint: empty means the environment (DAYTONA_API_KEY; DAYTONA_API_URL,
@@ -78,38 +88,60 @@ struct DaytonaWorkspaceOptions {
 };
 
 template <class Transport = http::TcpOrTls>
-class BasicDaytonaWorkspace {
+class BasicDaytonaWorkspace : public Operations<BasicDaytonaWorkspace<Transport>> {
  public:
   using api_type = daytona::BasicApi<http::Client<Transport, http::BearerAuth, http::HeaderAuth>>;
   using toolbox_type =
       daytona::BasicToolbox<http::Client<Transport, http::BearerAuth, http::HeaderAuth, daytona::TransitionWait>>;
+  using executor_type = asio::any_io_executor;
 
-  explicit BasicDaytonaWorkspace(DaytonaWorkspaceOptions options = {}) : state_(std::make_unique<State>()) {
-    auto& o = state_->options;
-    o = std::move(options);
-    const auto credentials = daytona::Credentials{o.api_key, o.api_url, o.target}.with_environment();
-    o.api_key = credentials.api_key;
-    o.api_url = credentials.api_url;
-    o.target = credentials.target;
-    if (o.api_key.empty()) throw Error(errc::invalid_argument, "DaytonaWorkspace: no API key (set DAYTONA_API_KEY)");
-    if (!o.snapshot.empty() && !o.image.empty())
-      throw Error(errc::invalid_argument, "DaytonaWorkspace: give a snapshot or an image, not both");
-    if (o.image.empty() && (o.cpu || o.memory_gb || o.disk_gb))
-      throw Error(errc::invalid_argument, "DaytonaWorkspace: cpu, memory and disk apply to image sandboxes only");
-    if (o.on_close == OnClose::pause)
-      throw Error(errc::invalid_argument, "DaytonaWorkspace: on_close pause is not supported (remove, stop or keep)");
-    state_->api = std::make_unique<api_type>(credentials, o.http);
+  explicit BasicDaytonaWorkspace(DaytonaWorkspaceOptions options = {}) : BasicDaytonaWorkspace(unopened, std::move(options)) {
     try {
-      if (!o.attach_to.empty() || !o.attach_labels.empty()) attach();
-      else create();
-      connect_toolbox(wait_until_started());
+      workspace::detail::run_blocking([this] { return co_open(); });
     } catch (...) {
       // A failed start deletes the sandbox it created, whatever on_close says: nobody holds its
       // id. One it attached to is left as it was.
-      if (state_->owned) o.on_close = OnClose::remove;
+      if (state_->owned) state_->options.on_close = OnClose::remove;
       close_quietly();
       throw;
     }
+  }
+
+  // Creates (or attaches to) a sandbox as an asynchronous operation completing with
+  // (std::exception_ptr, BasicDaytonaWorkspace), whose operations then run on `executor`. A
+  // cancelled or failed create deletes the sandbox it had made.
+  template <class Token>
+  static auto async_create(executor_type executor, DaytonaWorkspaceOptions options, Token&& token) {
+    return workspace::detail::async_run(
+        executor,
+        [executor, options = std::move(options)]() mutable { return co_create(executor, std::move(options)); },
+        std::forward<Token>(token));
+  }
+  static Task<BasicDaytonaWorkspace> co_create(executor_type executor, DaytonaWorkspaceOptions options) {
+    BasicDaytonaWorkspace ws(unopened, std::move(options));
+    ws.executor_ = std::move(executor);
+    std::exception_ptr failure;
+    try {
+      co_await ws.co_open();
+    } catch (...) {
+      failure = std::current_exception();
+    }
+    if (failure) {
+      const bool by_cancel = workspace::detail::cancelled(co_await asio::this_coro::cancellation_state);
+      co_await asio::this_coro::reset_cancellation_state();
+      if (ws.state_->owned) ws.state_->options.on_close = OnClose::remove;
+      co_await ws.co_close();
+      if (by_cancel) throw Error(asio::error::operation_aborted, "DaytonaWorkspace: create cancelled");
+      std::rethrow_exception(failure);
+    }
+    co_return ws;
+  }
+
+  // Deletes (or stops, or keeps: on_close) the sandbox it created, asynchronously; the blocking
+  // form is the destructor.
+  template <class Token>
+  auto async_close(Token&& token) {
+    return workspace::detail::async_run(executor_, [this] { return co_close(); }, std::forward<Token>(token));
   }
 
   // An existing sandbox by id or name, with the credentials from the environment.
@@ -119,15 +151,22 @@ class BasicDaytonaWorkspace {
     return BasicDaytonaWorkspace(std::move(o));
   }
 
-  BasicDaytonaWorkspace(BasicDaytonaWorkspace&&) noexcept = default;
+  BasicDaytonaWorkspace(BasicDaytonaWorkspace&& other) noexcept
+      : state_(std::move(other.state_)), executor_(std::move(other.executor_)) {}
   BasicDaytonaWorkspace& operator=(BasicDaytonaWorkspace&& other) noexcept {
     if (this != &other) {
       close_quietly();
       state_ = std::move(other.state_);
+      executor_ = std::move(other.executor_);
     }
     return *this;
   }
   ~BasicDaytonaWorkspace() { close_quietly(); }
+
+  // Where asynchronous operations run: the executor of async_create, else none (each runs on its
+  // completion handler's).
+  const executor_type& get_executor() const noexcept { return executor_; }
+  void set_executor(executor_type executor) noexcept { executor_ = std::move(executor); }
 
   const std::string& id() const noexcept { return state_->id; }
   const std::string& working_dir() const noexcept { return state_->working_dir; }
@@ -139,7 +178,9 @@ class BasicDaytonaWorkspace {
   // The sandbox as the API describes it now.
   nlohmann::json describe() { return state_->api->get(state_->id); }
 
-  CommandResult execute_command(const std::string& command, const CommandOptions& options = {}) {
+  // --- the operations, once (Operations gives the blocking and asynchronous calls)
+
+  Task<CommandResult> co_execute_command(std::string command, CommandOptions options) {
     detail::validate_command(command, options);
     const auto& o = state_->options;
     shell::CommandSettings settings;
@@ -153,25 +194,24 @@ class BasicDaytonaWorkspace {
     settings.stream_interval = o.stream_interval;
     settings.result_wait = o.result_wait;
     daytona::detail::Channel<toolbox_type> channel(*state_->toolbox, state_->id, o.max_poll_interval);
-    return shell::run_command(channel, command, options, settings);
+    co_return co_await shell::run_command(channel, std::move(command), std::move(options), std::move(settings));
   }
 
-  FileOperationResult file_upload(const std::string& local_path, const std::string& workspace_path,
-                                  const TransferOptions& options = {}) {
-    return shell::upload_file(local_path, resolve(workspace_path), options, add_part, put());
+  Task<FileOperationResult> co_file_upload(std::string local_path, std::string workspace_path, TransferOptions options) {
+    std::string remote = resolve(workspace_path);
+    co_return co_await shell::upload_file(std::move(local_path), std::move(remote), std::move(options), add_part, put());
   }
-  FileOperationResult file_write(const std::string& workspace_path, std::string_view content) {
-    return shell::write_file(resolve(workspace_path), content, add_part, put());
+  Task<FileOperationResult> co_file_write(std::string workspace_path, std::string content) {
+    std::string remote = resolve(workspace_path);
+    co_return co_await shell::write_file(std::move(remote), std::move(content), add_part, put());
   }
-  FileOperationResult file_download(const std::string& workspace_path, const std::string& local_path,
-                                    const TransferOptions& options = {}) {
-    const std::string remote = resolve(workspace_path);
-    return shell::download_file(remote, local_path, options,
-                                [&](const http::RequestOptions& o) { state_->toolbox->download(remote, o); });
+  Task<FileOperationResult> co_file_download(std::string workspace_path, std::string local_path, TransferOptions options) {
+    std::string remote = resolve(workspace_path);
+    co_return co_await shell::download_file(remote, std::move(local_path), std::move(options), get(remote));
   }
-  FileReadResult file_read(const std::string& workspace_path) {
-    const std::string remote = resolve(workspace_path);
-    return shell::read_file(remote, [&](const http::RequestOptions& o) { state_->toolbox->download(remote, o); });
+  Task<FileReadResult> co_file_read(std::string workspace_path) {
+    std::string remote = resolve(workspace_path);
+    co_return co_await shell::read_file(remote, get(remote));
   }
 
   // Deletes one sandbox by id or name, with the credentials from `options` (or the
@@ -210,6 +250,35 @@ class BasicDaytonaWorkspace {
   }
 
  private:
+  struct Unopened {};
+  static constexpr Unopened unopened{};
+
+  // Checks the options and makes the API client; co_open() makes or finds the sandbox.
+  BasicDaytonaWorkspace(Unopened, DaytonaWorkspaceOptions options) : state_(std::make_unique<State>()) {
+    auto& o = state_->options;
+    o = std::move(options);
+    const auto credentials = daytona::Credentials{o.api_key, o.api_url, o.target}.with_environment();
+    o.api_key = credentials.api_key;
+    o.api_url = credentials.api_url;
+    o.target = credentials.target;
+    if (o.api_key.empty()) throw Error(errc::invalid_argument, "DaytonaWorkspace: no API key (set DAYTONA_API_KEY)");
+    if (!o.snapshot.empty() && !o.image.empty())
+      throw Error(errc::invalid_argument, "DaytonaWorkspace: give a snapshot or an image, not both");
+    if (o.image.empty() && (o.cpu || o.memory_gb || o.disk_gb))
+      throw Error(errc::invalid_argument, "DaytonaWorkspace: cpu, memory and disk apply to image sandboxes only");
+    if (o.on_close == OnClose::pause)
+      throw Error(errc::invalid_argument, "DaytonaWorkspace: on_close pause is not supported (remove, stop or keep)");
+    state_->api = std::make_unique<api_type>(credentials, o.http);
+  }
+
+  Task<void> co_open() {
+    const auto& o = state_->options;
+    if (!o.attach_to.empty() || !o.attach_labels.empty()) co_await co_attach();
+    else co_await workspace::detail::shielded(co_create_sandbox());  // its id is needed to delete it
+    const auto sandbox = co_await co_wait_until_started();
+    co_await co_connect_toolbox(sandbox);
+  }
+
   struct State {
     DaytonaWorkspaceOptions options;
     std::unique_ptr<api_type> api;
@@ -242,41 +311,47 @@ class BasicDaytonaWorkspace {
     return body;
   }
 
-  void create() {
-    const auto body = create_body();
+  Task<void> co_create_sandbox() {
+    auto body = create_body();
+    const auto labels = body["labels"];
+    const auto timeout = state_->options.start_timeout + std::chrono::seconds(30);
+    std::optional<Error> failed_start;
     try {
-      const auto sandbox = state_->api->create(body, state_->options.start_timeout + std::chrono::seconds(30));
+      const auto sandbox = co_await state_->api->co_create(std::move(body), timeout);
       state_->id = sandbox.value("id", std::string());
       state_->owned = true;
       if (state_->id.empty()) throw Error(errc::protocol_error, "daytona: the created sandbox has no id");
     } catch (const Error& e) {
       // "Sandbox failed to start" comes without the id, but the sandbox exists (in error):
       // find it by our labels and delete it before reporting.
-      if (e.http_status() == 400 && std::string_view(e.what()).find("failed to start") != std::string_view::npos) {
-        delete_by_labels(body["labels"]);
-        throw Error(errc::bad_state, "daytona: the sandbox did not start: " + e.server_message(), e.http_status(),
-                    e.server_message());
-      }
-      throw;
+      if (e.http_status() != 400 || std::string_view(e.what()).find("failed to start") == std::string_view::npos) throw;
+      failed_start.emplace(errc::bad_state, "daytona: the sandbox did not start: " + e.server_message(), e.http_status(),
+                           e.server_message());
+    }
+    if (failed_start) {
+      co_await co_delete_by_labels(labels);
+      throw *failed_start;
     }
   }
 
-  void delete_by_labels(const nlohmann::json& labels) noexcept {
+  Task<void> co_delete_by_labels(nlohmann::json labels) {
     try {
-      for (const auto& s : state_->api->list(labels)) state_->api->remove(s.value("id", std::string()));
+      const auto found = co_await state_->api->co_list(std::move(labels));
+      for (const auto& s : found) co_await state_->api->co_remove(s.value("id", std::string()));
     } catch (...) {
       // reap_orphans() finds it later.
     }
   }
 
-  void attach() {
+  Task<void> co_attach() {
     const auto& o = state_->options;
     if (!o.attach_to.empty()) {
-      state_->id = state_->api->get(o.attach_to).value("id", std::string());
+      const auto sandbox = co_await state_->api->co_get(o.attach_to);
+      state_->id = sandbox.value("id", std::string());
     } else {
       nlohmann::json labels = nlohmann::json::object();
       for (const auto& [k, v] : o.attach_labels) labels[k] = v;
-      const auto found = state_->api->list(labels);
+      const auto found = co_await state_->api->co_list(labels);
       if (found.size() != 1)
         throw Error(found.empty() ? errc::not_found : errc::invalid_argument,
                     "daytona: " + std::to_string(found.size()) + " sandboxes carry the labels " + labels.dump());
@@ -290,6 +365,22 @@ class BasicDaytonaWorkspace {
   // (Static, on the state, which stays put when the workspace object moves: the toolbox's
   // transition hook holds it.)
   static std::string check_state(State& s, const nlohmann::json& sandbox) {
+    const std::string state = checked_state(s, sandbox);
+    if (needs_start(sandbox)) {
+      try {
+        s.api->start(s.id, s.options.start_timeout);
+      } catch (const Error& e) {
+        if (e.code() == errc::authentication_failed || !daytona::transitional(e)) throw;
+      }
+    }
+    return state;
+  }
+  static bool needs_start(const nlohmann::json& sandbox) {
+    const std::string state = sandbox.value("state", std::string());
+    return (state == "stopped" || state == "archived") && sandbox.value("desiredState", std::string()) != "started";
+  }
+  // The state, or an Error for one that failed or went away.
+  static std::string checked_state(State& s, const nlohmann::json& sandbox) {
     const std::string state = sandbox.value("state", std::string());
     if (state == "error" || state == "build_failed") {
       const std::string reason = sandbox.contains("errorReason") && sandbox["errorReason"].is_string()
@@ -299,46 +390,48 @@ class BasicDaytonaWorkspace {
     }
     if (state == "destroyed" || state == "destroying")
       throw Error(errc::not_found, "daytona: sandbox " + s.id + " is " + state);
-    if ((state == "stopped" || state == "archived") && sandbox.value("desiredState", std::string()) != "started") {
-      try {
-        s.api->start(s.id, s.options.start_timeout);
-      } catch (const Error& e) {
-        if (e.code() == errc::authentication_failed || !daytona::transitional(e)) throw;
-      }
-    }
     return state;
   }
 
   // Polls until "started" (100 ms, then x1.1 per poll after 5 s, at most 1 s, as the SDKs do);
   // returns the sandbox then.
-  nlohmann::json wait_until_started() {
+  Task<nlohmann::json> co_wait_until_started() {
     const auto start = std::chrono::steady_clock::now();
     const auto deadline = start + state_->options.start_timeout;
     auto pause = std::chrono::milliseconds(100);
+    asio::steady_timer timer(co_await asio::this_coro::executor);
     for (;;) {
       nlohmann::json sandbox;
       try {
-        sandbox = describe();
+        sandbox = co_await state_->api->co_get(state_->id);
       } catch (const Error& e) {
         if (!daytona::transitional(e)) throw;
       }
-      const std::string state = check_state(*state_, sandbox);
-      if (state == "started") return sandbox;
+      const std::string state = checked_state(*state_, sandbox);
+      if (needs_start(sandbox)) {
+        try {
+          co_await state_->api->co_start(state_->id, state_->options.start_timeout);
+        } catch (const Error& e) {
+          if (e.code() == errc::authentication_failed || !daytona::transitional(e)) throw;
+        }
+      }
+      if (state == "started") co_return sandbox;
       const auto now = std::chrono::steady_clock::now();
       if (now >= deadline)
         throw Error(errc::timed_out, "daytona: sandbox " + state_->id + " did not start within " +
                                          std::to_string(state_->options.start_timeout.count()) + " ms (state " + state + ")");
-      std::this_thread::sleep_for(std::min(pause, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now)));
+      timer.expires_after(std::min(pause, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now)));
+      co_await timer.async_wait(asio::use_awaitable);
       if (now - start > std::chrono::seconds(5)) pause = std::min(std::chrono::milliseconds(1000), pause * 11 / 10);
     }
   }
 
-  void connect_toolbox(const nlohmann::json& sandbox) {
+  Task<void> co_connect_toolbox(nlohmann::json sandbox) {
     auto& s = *state_;
     std::string proxy = sandbox.contains("toolboxProxyUrl") && sandbox["toolboxProxyUrl"].is_string()
                             ? sandbox["toolboxProxyUrl"].template get<std::string>()
                             : std::string();
-    if (proxy.empty()) proxy = s.api->toolbox_proxy_url(s.id);
+    if (proxy.empty()) proxy = co_await s.api->co_toolbox_proxy_url(s.id);
     if (proxy.empty()) throw Error(errc::protocol_error, "daytona: sandbox " + s.id + " has no toolboxProxyUrl");
     while (!proxy.empty() && proxy.back() == '/') proxy.pop_back();
     s.toolbox = std::make_unique<toolbox_type>(proxy + "/" + s.id, s.options.api_key, s.options.http,
@@ -359,20 +452,28 @@ class BasicDaytonaWorkspace {
     if (!s.options.working_dir.empty()) {
       s.working_dir = s.options.working_dir;
       while (s.working_dir.size() > 1 && s.working_dir.back() == '/') s.working_dir.pop_back();
-      return;
+      co_return;
     }
-    s.working_dir = s.toolbox->work_dir();
+    s.working_dir = co_await s.toolbox->co_work_dir();
   }
 
   // The toolbox's bulk upload takes the path and the file as parts of one form.
-  static constexpr auto add_part = [](http::Multipart& form, const std::string& remote, auto&&... part) {
-    form.add_field("files[0].path", remote);
-    form.add_file("files[0].file", shell::file_name_of(remote), std::forward<decltype(part)>(part)...);
+  // (A named type, not a lambda: it is kept in coroutine frames, which need its linkage.)
+  struct AddPart {
+    template <class... Part>
+    void operator()(http::Multipart& form, const std::string& remote, Part&&... part) const {
+      form.add_field("files[0].path", remote);
+      form.add_file("files[0].file", shell::file_name_of(remote), std::forward<Part>(part)...);
+    }
   };
+  static constexpr AddPart add_part{};
   auto put() {
-    return [this](const std::string&, http::Multipart form, std::uint64_t, http::Progress progress) {
-      state_->toolbox->upload(std::move(form), std::move(progress));
+    return [toolbox = state_->toolbox.get()](const std::string&, http::Multipart form, std::uint64_t, http::Progress progress) {
+      return toolbox->co_upload(std::move(form), std::move(progress));
     };
+  }
+  auto get(const std::string& remote) {
+    return [toolbox = state_->toolbox.get(), remote](const http::RequestOptions& o) { return toolbox->co_download(remote, o); };
   }
 
   std::string resolve(const std::string& path) const {
@@ -380,33 +481,50 @@ class BasicDaytonaWorkspace {
     return detail::resolve_workspace_path(state_->working_dir, path);
   }
 
-  // Deletes (or stops) the sandbox it created, waiting out a transition in progress (409).
   void close_quietly() noexcept {
     if (!state_ || state_->id.empty() || !state_->owned || state_->options.on_close == OnClose::keep) return;
-    state_->owned = false;
-    const bool stop = state_->options.on_close == OnClose::stop;
-    const auto deadline = std::chrono::steady_clock::now() + state_->options.transition_budget;
-    for (auto pause = std::chrono::milliseconds(200);; pause = std::min(pause * 2, std::chrono::milliseconds(2000))) {
-      try {
-        if (stop) state_->api->stop(state_->id);
-        else state_->api->remove(state_->id);
-        return;
-      } catch (const Error& e) {
-        if (e.http_status() == 404) return;
-        if (e.http_status() != 409 || std::chrono::steady_clock::now() + pause >= deadline) return;
-      } catch (...) {
-        return;  // reap_orphans() finds it later
-      }
-      std::this_thread::sleep_for(pause);
+    try {
+      workspace::detail::run_blocking([this] { return co_close(); });
+    } catch (...) {
+      // reap_orphans() finds it later.
     }
   }
 
+ public:
+  // Deletes (or stops) the sandbox it created, waiting out a transition in progress (409).
+  // Never throws: what it could not delete, reap_orphans() finds later.
+  Task<void> co_close() {
+    if (!state_ || state_->id.empty() || !state_->owned || state_->options.on_close == OnClose::keep) co_return;
+    state_->owned = false;
+    const bool stop = state_->options.on_close == OnClose::stop;
+    const auto deadline = std::chrono::steady_clock::now() + state_->options.transition_budget;
+    asio::steady_timer timer(co_await asio::this_coro::executor);
+    for (auto pause = std::chrono::milliseconds(200);; pause = std::min(pause * 2, std::chrono::milliseconds(2000))) {
+      try {
+        if (stop) co_await state_->api->co_stop(state_->id);
+        else co_await state_->api->co_remove(state_->id);
+        co_return;
+      } catch (const Error& e) {
+        if (e.http_status() == 404) co_return;
+        if (e.http_status() != 409 || std::chrono::steady_clock::now() + pause >= deadline) co_return;
+      } catch (...) {
+        co_return;  // reap_orphans() finds it later
+      }
+      timer.expires_after(pause);
+      co_await timer.async_wait(asio::use_awaitable);
+    }
+  }
+
+ private:
   std::unique_ptr<State> state_;
+  executor_type executor_;
 };
 
 using DaytonaWorkspace = BasicDaytonaWorkspace<>;
 
 static_assert(Workspace<DaytonaWorkspace>);
 static_assert(Attachable<DaytonaWorkspace>);
+static_assert(AsyncWorkspace<DaytonaWorkspace>);
 
+WORKSPACE_COROUTINES_END
 WORKSPACE_NAMESPACE_END

@@ -174,6 +174,7 @@ class BasicDockerWorkspace : public Operations<BasicDockerWorkspace<Client>> {
   // Where asynchronous operations run: the executor of async_create, else none (each runs on its
   // completion handler's).
   const executor_type& get_executor() const noexcept { return executor_; }
+  void set_executor(executor_type executor) noexcept { executor_ = std::move(executor); }
 
   void pause() { engine_->pause(id_); }
   void resume() { engine_->unpause(id_); }

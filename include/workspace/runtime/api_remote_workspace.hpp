@@ -14,17 +14,25 @@
 // is stopped (on_close remove or stop), paused (pause) or left running (keep, detach()). The
 // runtime API key never goes to the agent server and the session key never to the runtime API
 // (runtime/api.hpp, agent/api.hpp).
+//
+// Every operation is one coroutine (core/operations.hpp), blocking or asynchronous; so are
+// starting and stopping the runtime (async_create, async_close).
 #pragma once
 
 #include <workspace/agent/remote_workspace.hpp>
+#include <workspace/core/async.hpp>
 #include <workspace/core/concepts.hpp>
 #include <workspace/core/detail/validate.hpp>
 #include <workspace/core/error.hpp>
+#include <workspace/core/operations.hpp>
 #include <workspace/core/options.hpp>
 #include <workspace/runtime/api.hpp>
 #include <workspace/shell/killer.hpp>
 #include <workspace/version.hpp>
 
+#include <asio/steady_timer.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_awaitable.hpp>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -35,10 +43,11 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <thread>
+#include <exception>
 #include <vector>
 
 WORKSPACE_NAMESPACE_BEGIN
+WORKSPACE_COROUTINES_BEGIN
 
 struct APIRemoteWorkspaceOptions {
   std::string runtime_api_url;  // e.g. https://runtime.example
@@ -69,20 +78,15 @@ struct APIRemoteWorkspaceOptions {
 };
 
 template <class Transport = http::TcpOrTls>
-class BasicAPIRemoteWorkspace {
+class BasicAPIRemoteWorkspace : public Operations<BasicAPIRemoteWorkspace<Transport>> {
  public:
   using api_type = runtime::BasicApi<http::Client<Transport, http::ApiKeyAuth>>;
   using agent_type = BasicRemoteWorkspace<http::Client<Transport, http::SessionApiKeyAuth>>;
+  using executor_type = asio::any_io_executor;
 
-  explicit BasicAPIRemoteWorkspace(APIRemoteWorkspaceOptions options) : state_(std::make_unique<State>()) {
-    state_->options = std::move(options);
-    auto& o = state_->options;
-    validate(o);
-    state_->session_id = o.attach_to.empty() ? "agent-server-" + shell::random_token() : o.attach_to;
-    state_->api = std::make_unique<api_type>(o.runtime_api_url, o.runtime_api_key, o.http);
-    state_->on_close = o.on_close;
+  explicit BasicAPIRemoteWorkspace(APIRemoteWorkspaceOptions options) : BasicAPIRemoteWorkspace(unopened, std::move(options)) {
     try {
-      start_or_attach();
+      workspace::detail::run_blocking([this] { return co_start_or_attach(); });
     } catch (...) {
       // A failed start stops what it started, whatever on_close says: nobody holds its id.
       if (state_->started_here) state_->on_close = OnClose::remove;
@@ -91,21 +95,83 @@ class BasicAPIRemoteWorkspace {
     }
   }
 
-  BasicAPIRemoteWorkspace(BasicAPIRemoteWorkspace&&) noexcept = default;
+  // Starts (or attaches to) a runtime as an asynchronous operation completing with
+  // (std::exception_ptr, BasicAPIRemoteWorkspace), whose operations then run on `executor`. A
+  // cancelled or failed create stops the runtime it had started.
+  template <class Token>
+  static auto async_create(executor_type executor, APIRemoteWorkspaceOptions options, Token&& token) {
+    return workspace::detail::async_run(
+        executor,
+        [executor, options = std::move(options)]() mutable { return co_create(executor, std::move(options)); },
+        std::forward<Token>(token));
+  }
+  static Task<BasicAPIRemoteWorkspace> co_create(executor_type executor, APIRemoteWorkspaceOptions options) {
+    BasicAPIRemoteWorkspace ws(unopened, std::move(options));
+    ws.executor_ = std::move(executor);
+    std::exception_ptr failure;
+    try {
+      co_await ws.co_start_or_attach();
+    } catch (...) {
+      failure = std::current_exception();
+    }
+    if (failure) {
+      const bool by_cancel = workspace::detail::cancelled(co_await asio::this_coro::cancellation_state);
+      co_await asio::this_coro::reset_cancellation_state();
+      if (ws.state_->started_here) ws.state_->on_close = OnClose::remove;
+      co_await ws.co_close();
+      if (by_cancel) throw Error(asio::error::operation_aborted, "APIRemoteWorkspace: create cancelled");
+      std::rethrow_exception(failure);
+    }
+    if (ws.state_->agent) ws.state_->agent->set_executor(ws.executor_);
+    co_return ws;
+  }
+
+  // Stops, pauses or keeps the runtime (on_close), asynchronously; the blocking form is the
+  // destructor.
+  template <class Token>
+  auto async_close(Token&& token) {
+    return workspace::detail::async_run(executor_, [this] { return co_close(); }, std::forward<Token>(token));
+  }
+  // Never throws: the runtime API's own idle reaping is the fallback.
+  Task<void> co_close() {
+    if (!state_ || state_->runtime_id.empty() || state_->on_close == OnClose::keep) co_return;
+    const std::string runtime = std::move(state_->runtime_id);
+    state_->runtime_id.clear();
+    try {
+      if (state_->on_close == OnClose::pause) co_await state_->api->co_pause(runtime, std::chrono::seconds(30));
+      else co_await state_->api->co_stop(runtime, std::chrono::seconds(30));
+    } catch (...) {
+    }
+  }
+
+  BasicAPIRemoteWorkspace(BasicAPIRemoteWorkspace&& other) noexcept
+      : state_(std::move(other.state_)), executor_(std::move(other.executor_)) {}
   BasicAPIRemoteWorkspace& operator=(BasicAPIRemoteWorkspace&& other) noexcept {
     if (this != &other) {
       close_quietly();
       state_ = std::move(other.state_);
+      executor_ = std::move(other.executor_);
     }
     return *this;
   }
   ~BasicAPIRemoteWorkspace() { close_quietly(); }
 
+  // Where asynchronous operations run: the executor of async_create, else none (each runs on its
+  // completion handler's).
+  const executor_type& get_executor() const noexcept { return executor_; }
+  void set_executor(executor_type executor) {
+    executor_ = std::move(executor);
+    if (state_->agent) state_->agent->set_executor(executor_);
+  }
+
   const std::string& working_dir() const noexcept { return state_->options.working_dir; }
   const std::string& id() const noexcept { return state_->runtime_id; }  // the runtime id
   const std::string& session_id() const noexcept { return state_->session_id; }
   const std::string& url() const noexcept { return state_->url; }  // the agent server's base URL
-  agent_type& agent() { return *state_->agent; }
+  agent_type& agent() {
+    if (!state_ || !state_->agent) throw Error(errc::bad_state, "APIRemoteWorkspace: no runtime");
+    return *state_->agent;
+  }
   api_type& api() { return *state_->api; }
 
   // Leaves the runtime running when this workspace goes away.
@@ -117,7 +183,7 @@ class BasicAPIRemoteWorkspace {
   // runtime may issue a new one and refuse the old).
   void resume() {
     take_connection(state_->api->resume(require_runtime(), state_->options.init_timeout), false);
-    wait_until_ready();
+    workspace::detail::run_blocking([this] { return co_wait_until_ready(); });
   }
 
   // The runtime as the runtime API describes it now (status, pod_status, restarts, ...).
@@ -137,25 +203,38 @@ class BasicAPIRemoteWorkspace {
     api_type(options.runtime_api_url, options.runtime_api_key, options.http).remove(session_or_runtime_id);
   }
 
-  CommandResult execute_command(const std::string& command, const CommandOptions& options = {}) {
-    return state_->agent->execute_command(command, options);
+  // --- the operations, once (Operations gives the blocking and asynchronous calls): the
+  // runtime's agent server runs them.
+  Task<CommandResult> co_execute_command(std::string command, CommandOptions options) {
+    return agent().co_execute_command(std::move(command), std::move(options));
   }
-  FileOperationResult file_upload(const std::string& local_path, const std::string& workspace_path,
-                                  const TransferOptions& options = {}) {
-    return state_->agent->file_upload(local_path, workspace_path, options);
+  Task<FileOperationResult> co_file_upload(std::string local_path, std::string workspace_path, TransferOptions options) {
+    return agent().co_file_upload(std::move(local_path), std::move(workspace_path), std::move(options));
   }
-  FileOperationResult file_download(const std::string& workspace_path, const std::string& local_path,
-                                    const TransferOptions& options = {}) {
-    return state_->agent->file_download(workspace_path, local_path, options);
+  Task<FileOperationResult> co_file_download(std::string workspace_path, std::string local_path, TransferOptions options) {
+    return agent().co_file_download(std::move(workspace_path), std::move(local_path), std::move(options));
   }
-  FileOperationResult file_write(const std::string& workspace_path, std::string_view content) {
-    return state_->agent->file_write(workspace_path, content);
+  Task<FileOperationResult> co_file_write(std::string workspace_path, std::string content) {
+    return agent().co_file_write(std::move(workspace_path), std::move(content));
   }
-  FileReadResult file_read(const std::string& workspace_path) { return state_->agent->file_read(workspace_path); }
+  Task<FileReadResult> co_file_read(std::string workspace_path) { return agent().co_file_read(std::move(workspace_path)); }
+
   std::vector<GitChange> git_changes(const std::string& path) { return state_->agent->git_changes(path); }
   GitDiff git_diff(const std::string& path) { return state_->agent->git_diff(path); }
 
  private:
+  struct Unopened {};
+  static constexpr Unopened unopened{};
+
+  BasicAPIRemoteWorkspace(Unopened, APIRemoteWorkspaceOptions options) : state_(std::make_unique<State>()) {
+    state_->options = std::move(options);
+    auto& o = state_->options;
+    validate(o);
+    state_->session_id = o.attach_to.empty() ? "agent-server-" + shell::random_token() : o.attach_to;
+    state_->api = std::make_unique<api_type>(o.runtime_api_url, o.runtime_api_key, o.http);
+    state_->on_close = o.on_close;
+  }
+
   struct State {
     APIRemoteWorkspaceOptions options;
     std::unique_ptr<api_type> api;
@@ -237,19 +316,25 @@ class BasicAPIRemoteWorkspace {
     return body;
   }
 
-  void start_or_attach() {
+  Task<void> co_start_or_attach() {
     const auto& o = state_->options;
-    const auto existing = state_->api->session(state_->session_id, o.api_timeout);
+    const auto existing = co_await state_->api->co_session(state_->session_id, o.api_timeout);
     const std::string status = existing ? lower(text_of(*existing, "status")) : std::string();
     if (status == "running" || status == "paused" || status == "starting") {
       take_connection(*existing, true);
-      if (status == "paused") take_connection(state_->api->resume(require_runtime(), o.init_timeout), false);
+      if (status == "paused") {
+        const auto resumed = co_await state_->api->co_resume(require_runtime(), o.init_timeout);
+        take_connection(resumed, false);
+      }
     } else {
-      const auto answer = state_->api->start(start_body(), o.init_timeout);
-      state_->started_here = true;
-      take_connection(answer, true);
+      co_await workspace::detail::shielded(co_start_runtime());  // its id is needed to stop it
     }
-    wait_until_ready();
+    co_await co_wait_until_ready();
+  }
+  Task<void> co_start_runtime() {
+    const auto answer = co_await state_->api->co_start(start_body(), state_->options.init_timeout);
+    state_->started_here = true;
+    take_connection(answer, true);
   }
 
   [[noreturn]] void fail_runtime(const nlohmann::json& runtime, const std::string& pod_status) {
@@ -265,14 +350,15 @@ class BasicAPIRemoteWorkspace {
   }
 
   // Polls GET /sessions/{id} until the pod is ready and the agent server answers /health.
-  void wait_until_ready() {
+  Task<void> co_wait_until_ready() {
     const auto& o = state_->options;
+    asio::steady_timer timer(co_await asio::this_coro::executor);
     const auto deadline = std::chrono::steady_clock::now() + o.startup_wait_timeout;
     auto pause = o.startup_poll_initial;
     std::string last = "not found";
     nlohmann::json last_runtime;
     for (;;) {
-      const auto runtime = state_->api->session(state_->session_id, o.api_timeout);
+      const auto runtime = co_await state_->api->co_session(state_->session_id, o.api_timeout);
       if (runtime) {
         last_runtime = *runtime;
         take_connection(*runtime, false);
@@ -280,7 +366,11 @@ class BasicAPIRemoteWorkspace {
         const std::string status = lower(text_of(*runtime, "status"));
         if (last == "failed" || last == "unknown" || last == "crashloopbackoff") fail_runtime(*runtime, last);
         if (status == "error" || status == "stopped") fail_runtime(*runtime, "status " + status);
-        if (last == "ready" && !state_->url.empty() && connect_agent()) return;
+        if (last == "ready" && !state_->url.empty()) {
+          connect_agent();
+          const bool alive = co_await state_->agent->api().co_alive();
+          if (alive) co_return;
+        }
       }
       const auto now = std::chrono::steady_clock::now();
       if (now >= deadline) {
@@ -289,14 +379,14 @@ class BasicAPIRemoteWorkspace {
         if (last_runtime.is_object() && last_runtime.contains("events")) text += "; events: " + last_runtime["events"].dump();
         throw Error(errc::timed_out, text);
       }
-      std::this_thread::sleep_for(std::min(pause, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now)));
+      timer.expires_after(std::min(pause, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now)));
+      co_await timer.async_wait(asio::use_awaitable);
       pause = std::min(pause * 2, o.startup_poll_max);
     }
   }
 
-  // (Re)points the agent client at the runtime's url with its current key; true once /health
-  // answers there.
-  bool connect_agent() {
+  // (Re)points the agent client at the runtime's url with its current key.
+  void connect_agent() {
     auto& s = *state_;
     if (!s.agent || s.agent->host() != s.url) {
       s.agent.emplace(RemoteWorkspaceOptions{.host = s.url,
@@ -307,21 +397,20 @@ class BasicAPIRemoteWorkspace {
     } else {
       s.agent->set_session_api_key(s.session_api_key);
     }
-    return s.agent->alive();
+    s.agent->set_executor(executor_);
   }
 
   void close_quietly() noexcept {
     if (!state_ || state_->runtime_id.empty() || state_->on_close == OnClose::keep) return;
     try {
-      if (state_->on_close == OnClose::pause) state_->api->pause(state_->runtime_id, std::chrono::seconds(30));
-      else state_->api->stop(state_->runtime_id, std::chrono::seconds(30));
+      workspace::detail::run_blocking([this] { return co_close(); });
     } catch (...) {
       // A destructor cannot report; the runtime API's own idle reaping is the fallback.
     }
-    state_->runtime_id.clear();
   }
 
   std::unique_ptr<State> state_;
+  executor_type executor_;
 };
 
 using APIRemoteWorkspace = BasicAPIRemoteWorkspace<>;
@@ -329,5 +418,7 @@ using APIRemoteWorkspace = BasicAPIRemoteWorkspace<>;
 static_assert(Workspace<APIRemoteWorkspace>);
 static_assert(Pausable<APIRemoteWorkspace>);
 static_assert(GitCapable<APIRemoteWorkspace>);
+static_assert(AsyncWorkspace<APIRemoteWorkspace>);
 
+WORKSPACE_COROUTINES_END
 WORKSPACE_NAMESPACE_END

@@ -5,6 +5,7 @@
 // channel: the agent server's REST and websocket API, a Daytona session and the toolbox.
 #pragma once
 
+#include <workspace/core/async.hpp>
 #include <workspace/core/deadline.hpp>
 #include <workspace/core/detail/validate.hpp>
 #include <workspace/core/error.hpp>
@@ -15,15 +16,20 @@
 #include <workspace/shell/runner.hpp>
 #include <workspace/version.hpp>
 
+#include <asio/error.hpp>
+#include <asio/this_coro.hpp>
+
 #include <algorithm>
 #include <chrono>
 #include <concepts>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <string>
 #include <string_view>
 
 WORKSPACE_NAMESPACE_BEGIN
+WORKSPACE_COROUTINES_BEGIN
 namespace shell {
 
 // Receives the runner's own output (its last line) as the channel gets it.
@@ -31,14 +37,16 @@ using RunnerSink = std::function<void(std::string_view)>;
 // Receives bytes of a file at `offset`.
 using FileSink = std::function<void(std::uint64_t offset, std::string_view bytes)>;
 
-// How a back end runs the runner and reads what it left. Every call that can wait is bounded by
+// How a back end runs the runner and reads what it left, as coroutines on the caller's executor
+// (the blocking API runs them on the calling thread). Every call that can wait is bounded by
 // `deadline` (the command's); none may outlive it.
 //   start(line, sink, deadline)      starts `line` with /bin/sh; the runner's output goes to sink
 //   follow(until, deadline) -> bool  waits until `until` for news; true once the line ended
 //   read(path, from, sink, live, deadline)
 //                                    the file from byte `from` (or from 0, sink gets offsets);
 //                                    `live`: the command may still be writing it
-//   spawn(line)                      runs `line` and does not wait (cleanup): never throws
+//   spawn(line)                      runs `line` without waiting for its end (cleanup): never
+//                                    throws
 //   finish()                         the command's own resources (a socket, a session): never
 //                                    throws
 //   failure() -> string              the server's words when the runner could not be started
@@ -47,11 +55,11 @@ using FileSink = std::function<void(std::uint64_t offset, std::string_view bytes
 template <class C>
 concept Channel = requires(C& c, const C& cc, const std::string& line, RunnerSink runner, FileSink file,
                            Deadline deadline, Deadline::time_point until, std::uint64_t from) {
-  { c.start(line, runner, deadline) } -> std::same_as<void>;
-  { c.follow(until, deadline) } -> std::same_as<bool>;
-  { c.read(line, from, file, true, deadline) } -> std::same_as<void>;
-  { c.spawn(line) } -> std::same_as<void>;
-  { c.finish() } -> std::same_as<void>;
+  { c.start(line, runner, deadline) } -> std::same_as<Task<void>>;
+  { c.follow(until, deadline) } -> std::same_as<Task<bool>>;
+  { c.read(line, from, file, true, deadline) } -> std::same_as<Task<void>>;
+  { c.spawn(line) } -> std::same_as<Task<void>>;
+  { c.finish() } -> std::same_as<Task<void>>;
   { cc.failure() } -> std::convertible_to<std::string>;
   { cc.where() } -> std::convertible_to<std::string>;
   { cc.name() } -> std::convertible_to<std::string_view>;
@@ -73,10 +81,34 @@ struct CommandSettings {
   std::chrono::milliseconds result_wait{5000};
 };
 
-// Runs `command` through `channel`. Arguments are validated by the caller.
+namespace detail {
+
+// The spool files of one command, read into its result.
 template <Channel C>
-CommandResult run_command(C& channel, const std::string& command, const CommandOptions& options,
-                          const CommandSettings& settings) {
+Task<void> read_spool(C& channel, const std::string& spool, ResultBuilder& result, bool to_end, Deadline deadline) {
+  for (const OutputStream s : {OutputStream::std_out, OutputStream::std_err}) {
+    const std::string path = spool + (s == OutputStream::std_out ? ".o" : ".e");
+    const std::uint64_t from = result.taken(s);
+    FileSink sink = [&result, s](std::uint64_t offset, std::string_view bytes) { result.take(s, offset, bytes); };
+    std::exception_ptr failure;
+    try {
+      co_await channel.read(path, from, sink, !to_end, deadline);
+    } catch (const Error& e) {
+      // While the command runs a read may find no file yet, or race its growth: the next read
+      // resumes where this one stopped.
+      if (to_end || e.code() == errc::authentication_failed) failure = std::current_exception();
+    }
+    if (failure) std::rethrow_exception(failure);
+  }
+}
+
+}  // namespace detail
+
+// Runs `command` through `channel`. Arguments are validated by the caller. A cancellation
+// through the awaiting operation's slot ends the command as a timeout would (every process of
+// it killed by its token) and completes with operation_aborted.
+template <Channel C>
+Task<CommandResult> run_command(C& channel, std::string command, CommandOptions options, CommandSettings settings) {
   const std::string token = random_token();
   const std::string spool = settings.spool_dir + "/.workspace-run-" + token;
   ResultBuilder result(command, options.on_output);
@@ -84,32 +116,6 @@ CommandResult run_command(C& channel, const std::string& command, const CommandO
   const auto started = Deadline::clock::now();
   // Every call the command makes ends by this: the timeout, and the wait for the runner's result.
   const Deadline deadline = Deadline::after(options.timeout).plus(settings.result_wait);
-
-  const auto cleanup = [&](bool kill) { channel.spawn(cleanup_command(spool, token, kill)); };
-  const auto read_spool = [&](bool to_end) {
-    for (const OutputStream s : {OutputStream::std_out, OutputStream::std_err}) {
-      try {
-        channel.read(spool + (s == OutputStream::std_out ? ".o" : ".e"), result.taken(s),
-                     [&](std::uint64_t offset, std::string_view bytes) { result.take(s, offset, bytes); }, !to_end,
-                     deadline);
-      } catch (const Error& e) {
-        // While the command runs a read may find no file yet, or race its growth: the next read
-        // resumes where this one stopped.
-        if (to_end || e.code() == errc::authentication_failed) throw;
-      }
-    }
-  };
-  // The command outlived every deadline: kill it, keep what it wrote.
-  const auto abandon = [&] {
-    try {
-      read_spool(false);
-    } catch (const Error& e) {
-      if (e.code() == errc::authentication_failed) throw;
-    }
-    cleanup(true);
-    channel.finish();
-    return std::move(result).timed_out();
-  };
 
   RunnerArgs args;
   args.spool = spool;
@@ -122,56 +128,90 @@ CommandResult run_command(C& channel, const std::string& command, const CommandO
   args.keep_spool_seconds = options.on_output ? 10 : 0;  // a live reader may still be reading
   args.new_session = settings.new_session;
   args.make_cwd = settings.cwd_is_working_dir;
+  const std::string line = runner_command(args);
+
+  // What the loop ends with: the runner's last line, or nothing (it outlived every deadline, or
+  // never printed it), or a failure.
+  std::optional<RunnerTrailer> trailer;
+  bool abandoned = false;
+  std::exception_ptr failure;
   try {
-    channel.start(runner_command(args), [&](std::string_view text) { output.feed(text); }, deadline);
+    bool ended = false;
+    RunnerSink sink = [&output](std::string_view text) { output.feed(text); };
+    co_await channel.start(line, sink, deadline);
     auto next_stream = started + settings.first_stream;
-    for (bool ended = false; !ended;) {
-      if (deadline.passed()) return abandon();
+    while (!ended) {
+      if (deadline.passed()) break;
       auto until = deadline.when();
       if (options.on_output) until = std::min(until, next_stream);
-      ended = channel.follow(until, deadline);
+      ended = co_await channel.follow(until, deadline);
       if (!ended && options.on_output && Deadline::clock::now() >= next_stream) {
-        read_spool(false);
+        co_await detail::read_spool(channel, spool, result, false, deadline);
         next_stream = Deadline::clock::now() + settings.stream_interval;
       }
     }
-    const auto trailer = output.trailer();
-    if (!trailer) {
+    trailer = output.trailer();
+    abandoned = !trailer;
+    if (abandoned && ended) {
       // The runner did not finish its line: it never started, or the server's own timeout killed
       // it (the runner's watchdog should have acted first).
       if (const std::string why = channel.failure(); !why.empty())
         throw Error(errc::spawn_failed, std::string(channel.name()) + " could not run the command: " + why);
-      return abandon();
     }
-    switch (trailer->mode) {
-      case 'c':
-        throw Error(errc::not_found, "execute_command: cwd " + workspace::detail::quote(settings.cwd) +
-                                         " does not exist " + channel.where());
-      case 'd':
-        throw Error(errc::io_error, std::string(channel.name()) + ": cannot write the spool files " +
-                                        workspace::detail::quote(spool) + ".*");
-      case 'f':
-        read_spool(true);
-        cleanup(false);
-        break;
-      default:
-        break;
+    if (trailer) {
+      switch (trailer->mode) {
+        case 'c':
+          throw Error(errc::not_found, "execute_command: cwd " + workspace::detail::quote(settings.cwd) +
+                                           " does not exist " + channel.where());
+        case 'd':
+          throw Error(errc::io_error, std::string(channel.name()) + ": cannot write the spool files " +
+                                          workspace::detail::quote(spool) + ".*");
+        case 'f':
+          co_await detail::read_spool(channel, spool, result, true, deadline);
+          co_await channel.spawn(cleanup_command(spool, token, false));
+          break;
+        default:
+          break;
+      }
     }
-    channel.finish();
-    return std::move(result).finish(*trailer);
-  } catch (const Error& e) {
-    cleanup(true);
-    channel.finish();
-    // Protocol faults of the runner's output say which back end they came from.
-    if (e.code() == errc::protocol_error && std::string_view(e.what()).find(channel.name()) == std::string_view::npos)
-      throw Error(errc::protocol_error, std::string(channel.name()) + ": " + workspace::detail::message_of(e));
-    throw;
   } catch (...) {
-    cleanup(true);
-    channel.finish();
-    throw;
+    failure = std::current_exception();
   }
+
+  if (abandoned && !failure) {
+    // The command outlived every deadline: kill it, keep what it wrote.
+    try {
+      co_await detail::read_spool(channel, spool, result, false, deadline);
+    } catch (const Error& e) {
+      if (e.code() == errc::authentication_failed) failure = std::current_exception();
+    }
+  }
+  if (failure) {
+    // A cancellation (or an output callback that threw) ends the command as a timeout does:
+    // every process of it is killed, whatever the caller's slot says from now on.
+    const bool by_cancel = workspace::detail::cancelled(co_await asio::this_coro::cancellation_state);
+    co_await asio::this_coro::reset_cancellation_state();
+    co_await channel.spawn(cleanup_command(spool, token, true));
+    co_await channel.finish();
+    if (by_cancel) throw Error(asio::error::operation_aborted, "execute_command: cancelled");
+    try {
+      std::rethrow_exception(failure);
+    } catch (const Error& e) {
+      // Protocol faults of the runner's output say which back end they came from.
+      if (e.code() == errc::protocol_error && std::string_view(e.what()).find(channel.name()) == std::string_view::npos)
+        throw Error(errc::protocol_error, std::string(channel.name()) + ": " + workspace::detail::message_of(e));
+      throw;
+    }
+  }
+  if (abandoned) {
+    co_await channel.spawn(cleanup_command(spool, token, true));
+    co_await channel.finish();
+    co_return std::move(result).timed_out();
+  }
+  co_await channel.finish();
+  co_return std::move(result).finish(*trailer);
 }
 
 }  // namespace shell
+WORKSPACE_COROUTINES_END
 WORKSPACE_NAMESPACE_END

@@ -3,6 +3,7 @@
 // and the progress of a file sent as the one file part of a multipart body.
 #pragma once
 
+#include <workspace/core/async.hpp>
 #include <workspace/core/detail/files.hpp>
 #include <workspace/core/detail/validate.hpp>
 #include <workspace/core/error.hpp>
@@ -14,12 +15,14 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <exception>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 
 WORKSPACE_NAMESPACE_BEGIN
+WORKSPACE_COROUTINES_BEGIN
 namespace shell {
 
 inline FileOperationResult failed_transfer(FileOperationResult result, std::string why) {
@@ -28,16 +31,17 @@ inline FileOperationResult failed_transfer(FileOperationResult result, std::stri
   return result;
 }
 
-// `fetch(options)` sends the GET with the body going to options.on_body (2xx only) and throws
-// workspace::Error on failure. A refused credential propagates (it is not about this file);
+// `fetch(options)` is the coroutine (Task<void>) of the GET, the body going to options.on_body
+// (2xx only); it throws workspace::Error on failure. The bytes go to a temporary file renamed
+// into place at the end, so a failed or cancelled download leaves no partial file. A refused credential propagates (it is not about this file);
 // anything else is a failed result naming both paths.
 template <class Fetch>
-FileOperationResult download_to_file(const std::string& remote, const std::string& local_path,
-                                     const TransferOptions& options, Fetch&& fetch) {
+Task<FileOperationResult> download_to_file(std::string remote, std::string local_path, TransferOptions options,
+                                           Fetch fetch) {
   FileOperationResult result{.source_path = remote, .destination_path = local_path};
   std::string error;
   auto pending = workspace::detail::PendingFile::create(local_path, error);
-  if (!pending) return failed_transfer(std::move(result), "file_download " + remote + ": " + error);
+  if (!pending) co_return failed_transfer(std::move(result), "file_download " + remote + ": " + error);
   std::uint64_t written = 0;
   bool write_failed = false;
   http::RequestOptions o;
@@ -50,23 +54,25 @@ FileOperationResult download_to_file(const std::string& remote, const std::strin
     return true;
   };
   if (options.on_progress) o.on_download = options.on_progress;
+  std::string why;
   try {
-    fetch(o);
+    co_await fetch(o);
   } catch (const Error& e) {
     if (e.code() == errc::authentication_failed) throw;
-    return failed_transfer(std::move(result), "file_download " + remote + " -> " + local_path + ": " +
-                                                  (write_failed ? error : std::string(e.what())));
+    why = write_failed ? error : std::string(e.what());
+    if (why.empty()) why = "failed";
   }
+  if (!why.empty()) co_return failed_transfer(std::move(result), "file_download " + remote + " -> " + local_path + ": " + why);
   if (!pending->commit(std::nullopt, error))
-    return failed_transfer(std::move(result), "file_download " + remote + ": " + error);
+    co_return failed_transfer(std::move(result), "file_download " + remote + ": " + error);
   result.success = true;
   result.file_size = written;
-  return result;
+  co_return result;
 }
 
 // The same into memory.
 template <class Fetch>
-FileReadResult download_to_memory(const std::string& remote, Fetch&& fetch) {
+Task<FileReadResult> download_to_memory(std::string remote, Fetch fetch) {
   FileReadResult result{.path = remote};
   std::string content;
   http::RequestOptions o;
@@ -75,15 +81,15 @@ FileReadResult download_to_memory(const std::string& remote, Fetch&& fetch) {
     return true;
   };
   try {
-    fetch(o);
+    co_await fetch(o);
   } catch (const Error& e) {
     if (e.code() == errc::authentication_failed) throw;
     result.error = "file_read " + remote + ": " + e.what();
-    return result;
   }
+  if (result.error) co_return result;
   result.content = std::move(content);
   result.success = true;
-  return result;
+  co_return result;
 }
 
 // The last component of a workspace path, for a multipart file name.
@@ -106,71 +112,80 @@ inline http::Progress file_part_progress(const http::Multipart& form, std::uint6
 
 // The upload side of a back end that moves a file in one multipart request. `add(form, remote,
 // part...)` puts the file into the form under the back end's own field names (part... being a
-// BodySource and its size, or the bytes); `put(remote, form, size, progress)` sends it and throws
-// on failure.
+// BodySource and its size, or the bytes); `put(remote, form, size, progress)` is the coroutine
+// (Task<void>) that sends it and throws on failure.
 // A refused credential propagates; any other failure is a result naming the paths.
 template <class Put>
-FileOperationResult send_form(http::Multipart form, std::uint64_t size, FileOperationResult result,
-                              const TransferOptions& options, Put&& put) {
+Task<FileOperationResult> send_form(http::Multipart form, std::uint64_t size, FileOperationResult result,
+                                    TransferOptions options, Put put) {
   auto progress = file_part_progress(form, size, options);
+  std::string why;
   try {
-    put(result.destination_path, std::move(form), size, std::move(progress));
+    co_await put(result.destination_path, std::move(form), size, std::move(progress));
   } catch (const Error& e) {
     if (e.code() == errc::authentication_failed) throw;
-    return failed_transfer(std::move(result), "file_upload " +
-                                                  (result.source_path.empty() ? std::string() : result.source_path + " -> ") +
-                                                  result.destination_path + ": " + e.what());
+    why = e.what();
   }
+  if (!why.empty())
+    co_return failed_transfer(std::move(result), "file_upload " +
+                                                     (result.source_path.empty() ? std::string() : result.source_path + " -> ") +
+                                                     result.destination_path + ": " + why);
   result.success = true;
   result.file_size = size;
-  return result;
+  co_return result;
 }
 
 template <class Add, class Put>
-FileOperationResult upload_file(const std::string& local_path, const std::string& remote, const TransferOptions& options,
-                                Add&& add, Put&& put) {
+Task<FileOperationResult> upload_file(std::string local_path, std::string remote, TransferOptions options, Add add,
+                                      Put put) {
   FileOperationResult result{.source_path = local_path, .destination_path = remote};
-  if (remote.empty()) return failed_transfer(result, "file_upload: empty workspace path");
+  if (remote.empty()) co_return failed_transfer(result, "file_upload: empty workspace path");
   std::uint64_t size = 0;
   http::Multipart form;
+  std::string why;
   try {
     auto source = http::file_source(local_path);
     size = source.size;
     add(form, remote, std::move(source.source), size);
   } catch (const std::exception& e) {
-    return failed_transfer(result, "file_upload: cannot read " + workspace::detail::quote(local_path) + ": " + e.what());
+    why = e.what();
   }
-  return send_form(std::move(form), size, std::move(result), options, std::forward<Put>(put));
+  if (!why.empty())
+    co_return failed_transfer(result, "file_upload: cannot read " + workspace::detail::quote(local_path) + ": " + why);
+  co_return co_await send_form(std::move(form), size, std::move(result), std::move(options), std::move(put));
 }
 
 template <class Add, class Put>
-FileOperationResult write_file(const std::string& remote, std::string_view content, Add&& add, Put&& put) {
+Task<FileOperationResult> write_file(std::string remote, std::string content, Add add, Put put) {
   FileOperationResult result{.source_path = {}, .destination_path = remote};
-  if (remote.empty()) return failed_transfer(result, "file_write: empty workspace path");
+  if (remote.empty()) co_return failed_transfer(result, "file_write: empty workspace path");
   http::Multipart form;
-  add(form, remote, std::string(content));
-  return send_form(std::move(form), content.size(), std::move(result), {}, std::forward<Put>(put));
+  const std::uint64_t size = content.size();
+  add(form, remote, std::move(content));
+  TransferOptions none;
+  co_return co_await send_form(std::move(form), size, std::move(result), std::move(none), std::move(put));
 }
 
-// The download side: `get(options)` streams the file's bytes to options.on_body.
+// The download side: `get(options)` is the coroutine that streams the file's bytes to
+// options.on_body.
 template <class Get>
-FileOperationResult download_file(const std::string& remote, const std::string& local_path,
-                                  const TransferOptions& options, Get&& get) {
+Task<FileOperationResult> download_file(std::string remote, std::string local_path, TransferOptions options, Get get) {
   if (remote.empty())
-    return failed_transfer(FileOperationResult{.source_path = remote, .destination_path = local_path},
-                           "file_download: empty workspace path");
-  return download_to_file(remote, local_path, options, std::forward<Get>(get));
+    co_return failed_transfer(FileOperationResult{.source_path = remote, .destination_path = local_path},
+                              "file_download: empty workspace path");
+  co_return co_await download_to_file(std::move(remote), std::move(local_path), std::move(options), std::move(get));
 }
 
 template <class Get>
-FileReadResult read_file(const std::string& remote, Get&& get) {
+Task<FileReadResult> read_file(std::string remote, Get get) {
   if (remote.empty()) {
     FileReadResult result{.path = remote};
     result.error = "file_read: empty workspace path";
-    return result;
+    co_return result;
   }
-  return download_to_memory(remote, std::forward<Get>(get));
+  co_return co_await download_to_memory(std::move(remote), std::move(get));
 }
 
 }  // namespace shell
+WORKSPACE_COROUTINES_END
 WORKSPACE_NAMESPACE_END

@@ -1,9 +1,11 @@
 // The shell::Channel of RemoteWorkspace: a command starts on the server's event websocket (kept
 // open between commands) and its events are pushed; where a proxy refuses websockets or the
-// socket breaks, it starts and is followed by REST, polling from at once and backing off.
+// socket breaks, it starts and is followed by REST, polling from at once and backing off. Its
+// calls are coroutines on the executor of the command's operation.
 #pragma once
 
 #include <workspace/agent/api.hpp>
+#include <workspace/core/async.hpp>
 #include <workspace/core/deadline.hpp>
 #include <workspace/core/error.hpp>
 #include <workspace/http/detail/json.hpp>
@@ -11,6 +13,11 @@
 #include <workspace/shell/command.hpp>
 #include <workspace/version.hpp>
 
+#include <asio/execution_context.hpp>
+#include <asio/query.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_awaitable.hpp>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -24,52 +31,115 @@
 #include <set>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <utility>
 #include <vector>
 
 WORKSPACE_NAMESPACE_BEGIN
+WORKSPACE_COROUTINES_BEGIN
 namespace agent::detail {
 
-// One authenticated event socket kept between commands: opening one costs a connection, an
-// upgrade and the auth frame. The server pushes every event to it meanwhile, so an idle socket
-// is drained before reuse and dropped after a while.
 template <class Socket>
-class SocketPool {
- public:
-  static constexpr std::chrono::seconds max_idle{20};
+class SocketPool;
 
-  std::optional<Socket> take() {
-    std::optional<Socket> out;
-    {
-      std::lock_guard lock(mutex_);
-      if (!idle_) return out;
-      if (std::chrono::steady_clock::now() - since_ < max_idle) out = std::move(idle_);
-      idle_.reset();
-    }
-    try {
-      while (out && out->receive(std::chrono::steady_clock::now())) {
-      }
-    } catch (const Error&) {
-      out.reset();  // closed meanwhile
-    }
-    return out;
-  }
-  void give_back(Socket socket) {
+// Which socket pools hold idle sockets of one execution context (an io_context: the user's, or
+// the thread's that runs the blocking calls): when the context goes away first, its sockets go
+// with it.
+template <class Socket>
+class SocketCache final : public asio::execution_context::service {
+ public:
+  inline static asio::execution_context::id id;
+
+  explicit SocketCache(asio::execution_context& context) : asio::execution_context::service(context) {}
+
+  void remember(const std::shared_ptr<SocketPool<Socket>>& pool) {
     std::lock_guard lock(mutex_);
-    if (idle_) return;  // one is enough; this one closes
-    idle_ = std::move(socket);
-    since_ = std::chrono::steady_clock::now();
-  }
-  void clear() {
-    std::lock_guard lock(mutex_);
-    idle_.reset();
+    std::erase_if(pools_, [](const auto& p) { return p.expired(); });
+    for (const auto& p : pools_)
+      if (p.lock() == pool) return;
+    pools_.push_back(pool);
   }
 
  private:
+  void shutdown() override {
+    std::vector<std::weak_ptr<SocketPool<Socket>>> pools;
+    {
+      std::lock_guard lock(mutex_);
+      pools.swap(pools_);
+    }
+    for (const auto& p : pools)
+      if (const auto pool = p.lock()) pool->drop(&context());
+  }
   std::mutex mutex_;
-  std::optional<Socket> idle_;
-  std::chrono::steady_clock::time_point since_{};
+  std::vector<std::weak_ptr<SocketPool<Socket>>> pools_;
+};
+
+// One workspace's authenticated event sockets kept between commands: opening one costs a
+// connection, an upgrade and the auth frame. A socket belongs to the execution context it was
+// made on, so only an operation on the same context reuses one. The server pushes every event
+// to each socket, and one that nobody reads can hold up its pushes to everyone (a full buffer):
+// so idle sockets are few, drained before reuse, dropped after a while, and closed when the
+// workspace goes away. Concurrent commands each hold one. clear() closes them all (they carry
+// an old session key).
+template <class Socket>
+class SocketPool : public std::enable_shared_from_this<SocketPool<Socket>> {
+ public:
+  static constexpr std::chrono::seconds max_idle{20};
+  static constexpr std::size_t max_idle_sockets = 8;
+
+  SocketPool() = default;
+  SocketPool(const SocketPool&) = delete;
+  SocketPool& operator=(const SocketPool&) = delete;
+
+  Task<std::optional<Socket>> take(asio::any_io_executor executor) {
+    asio::execution_context* const context = &asio::query(executor, asio::execution::context);
+    std::optional<Socket> out;
+    {
+      std::lock_guard lock(mutex_);
+      const auto now = std::chrono::steady_clock::now();
+      std::erase_if(idle_, [&](const Idle& i) { return now - i.since >= max_idle; });
+      for (auto it = idle_.begin(); it != idle_.end(); ++it)
+        if (it->context == context) {
+          out = std::move(it->socket);
+          idle_.erase(it);
+          break;
+        }
+    }
+    if (!out) co_return out;
+    bool closed = false;
+    try {
+      while (co_await out->co_receive(std::chrono::steady_clock::now())) {
+      }
+    } catch (const Error&) {
+      closed = true;  // closed meanwhile
+    }
+    if (closed) out.reset();
+    co_return out;
+  }
+  void give_back(Socket socket, const asio::any_io_executor& executor) {
+    asio::execution_context& context = asio::query(executor, asio::execution::context);
+    asio::use_service<SocketCache<Socket>>(context).remember(this->shared_from_this());
+    std::lock_guard lock(mutex_);
+    if (idle_.size() >= max_idle_sockets) return;  // this one closes
+    idle_.push_back(Idle{std::move(socket), &context, std::chrono::steady_clock::now()});
+  }
+  void clear() {
+    std::lock_guard lock(mutex_);
+    idle_.clear();
+  }
+  // The context is going away: its sockets first.
+  void drop(asio::execution_context* context) {
+    std::lock_guard lock(mutex_);
+    std::erase_if(idle_, [&](const Idle& i) { return i.context == context; });
+  }
+
+ private:
+  struct Idle {
+    Socket socket;
+    asio::execution_context* context;
+    std::chrono::steady_clock::time_point since;
+  };
+  std::mutex mutex_;
+  std::vector<Idle> idle_;
 };
 
 struct ChannelSettings {
@@ -85,40 +155,43 @@ class Channel {
   Channel(Api& api, SocketPool<Socket>& sockets, std::atomic<bool>& websocket_refused, ChannelSettings settings)
       : api_(api), sockets_(sockets), websocket_refused_(websocket_refused), settings_(settings) {}
 
-  void start(const std::string& line, shell::RunnerSink sink, Deadline deadline) {
+  Task<void> start(const std::string& line, shell::RunnerSink sink, Deadline deadline) {
     line_ = line;
     sink_ = std::move(sink);
+    executor_ = co_await asio::this_coro::executor;
     // The server counts whole seconds; at the command's own deadline (past the runner's watchdog)
     // it is only a backstop.
     server_timeout_ = deadline.is_none() ? 10LL * 365 * 24 * 3600 : (deadline.remaining().count() + 999) / 1000;
     const auto now = Deadline::clock::now();
     next_check_ = now + std::chrono::seconds(1);
-    if (settings_.use_websocket && !websocket_refused_.load()) start_on_socket(now);
-    if (!socket_) start_by_rest(deadline);
+    if (settings_.use_websocket && !websocket_refused_.load()) co_await start_on_socket(now);
+    if (!socket_) co_await start_by_rest(deadline);
   }
 
-  bool follow(Deadline::time_point until, Deadline deadline) {
-    if (exit_code_) return true;
+  Task<bool> follow(Deadline::time_point until, Deadline deadline) {
+    if (exit_code_) co_return true;
     if (socket_) {
       // Events arrive by themselves; a search now and then covers any the socket missed.
-      listen(std::min(until, next_check_));
-      if (exit_code_) return true;
+      co_await listen(std::min(until, next_check_));
+      if (exit_code_) co_return true;
       if (Deadline::clock::now() >= next_check_) {
-        if (command_id_.empty()) find_command_id();
-        if (!command_id_.empty()) poll(deadline);
+        if (command_id_.empty()) co_await find_command_id();
+        if (!command_id_.empty()) co_await poll(deadline);
         next_check_ = Deadline::clock::now() + std::chrono::seconds(1);
       }
     } else {
-      poll(deadline);
-      if (exit_code_) return true;
+      co_await poll(deadline);
+      if (exit_code_) co_return true;
       const auto left = until - Deadline::clock::now();
-      std::this_thread::sleep_for(std::min<Deadline::clock::duration>(wait_, std::max<Deadline::clock::duration>(left, {})));
+      asio::steady_timer timer(co_await asio::this_coro::executor);
+      timer.expires_after(std::min<Deadline::clock::duration>(wait_, std::max<Deadline::clock::duration>(left, {})));
+      co_await timer.async_wait(asio::use_awaitable);
       wait_ = wait_.count() == 0 ? std::chrono::milliseconds(1) : std::min(wait_ * 2, settings_.max_poll_interval);
     }
-    return exit_code_.has_value();
+    co_return exit_code_.has_value();
   }
 
-  void read(const std::string& path, std::uint64_t from, const shell::FileSink& sink, bool live, Deadline deadline) {
+  Task<void> read(const std::string& path, std::uint64_t from, const shell::FileSink& sink, bool live, Deadline deadline) {
     std::uint64_t offset = from;
     http::RequestOptions o;
     o.deadline = deadline;
@@ -128,21 +201,23 @@ class Channel {
       offset += data.size();
       return true;
     };
-    api_.download(path, o, from);
+    const std::optional<std::uint64_t> range = from;
+    co_await api_.co_download(path, std::move(o), range);
   }
 
-  // Fire and forget: the line runs on the server after we stop waiting.
-  void spawn(const std::string& line) noexcept {
+  // The line runs on the server after we stop waiting: only its start is awaited.
+  Task<void> spawn(const std::string& line) {
     try {
-      api_.start_bash_command(line, 60, Deadline::after(std::chrono::seconds(10)));
+      co_await api_.co_start_bash_command(line, 60, Deadline::after(std::chrono::seconds(10)));
     } catch (...) {
       // The server is gone or refuses; nothing is left that we could still reach.
     }
   }
 
-  void finish() noexcept {
-    if (socket_ && exit_code_ && socket_->is_open()) sockets_.give_back(std::move(*socket_));
+  Task<void> finish() {
+    if (socket_ && exit_code_ && socket_->is_open()) sockets_.give_back(std::move(*socket_), executor_);
     socket_.reset();
+    co_return;
   }
 
   std::string failure() const {
@@ -152,7 +227,7 @@ class Channel {
   std::string_view name() const noexcept { return "agent server"; }
 
  private:
-  void start_by_rest(Deadline deadline) { command_id_ = api_.start_bash_command(line_, server_timeout_, deadline); }
+  Task<void> start_by_rest(Deadline deadline) { command_id_ = co_await api_.co_start_bash_command(line_, server_timeout_, deadline); }
 
   std::string command_frame() const { return nlohmann::json{{"command", line_}, {"timeout", server_timeout_}}.dump(); }
 
@@ -160,19 +235,25 @@ class Channel {
   // server reads them in order, so the subscription exists before the command starts. The
   // command is recognised in the BashCommand event by its text, which holds our token. Any
   // failure before the command can have started leaves socket_ empty for start_by_rest().
-  void start_on_socket(Deadline::time_point now) {
+  Task<void> start_on_socket(Deadline::time_point now) {
     const auto connect_deadline = now + std::chrono::seconds(10);
-    if ((socket_ = sockets_.take())) {
+    const std::string frame = command_frame();
+    if ((socket_ = co_await sockets_.take(executor_))) {
+      bool sent = false;
       try {
-        socket_->send_text(command_frame(), connect_deadline);
-        sent_on_socket_ = true;
-        return;
+        co_await socket_->co_send_text(frame, connect_deadline);
+        sent = true;
       } catch (const Error&) {
-        socket_.reset();  // a fresh one below
       }
+      if (sent) {
+        sent_on_socket_ = true;
+        co_return;
+      }
+      socket_.reset();  // a fresh one below
     }
+    std::exception_ptr refused_upgrade;
     try {
-      socket_.emplace(api_.connect_events_socket(connect_deadline));
+      socket_.emplace(co_await api_.co_connect_events_socket(connect_deadline));
     } catch (const Error& e) {
       // The key travels in the upgrade's header too: a server that refuses it says so there.
       if (e.code() == errc::authentication_failed) throw;
@@ -180,23 +261,26 @@ class Channel {
       // connection failure is left to the REST call to report.
       if (e.code() != errc::connection_failed && e.code() != errc::timed_out) websocket_refused_.store(true);
       socket_.reset();
-      return;
+      co_return;
     }
+    bool failed = false;
     try {
-      api_.authenticate(*socket_, connect_deadline);
-      socket_->send_text(command_frame(), connect_deadline);
+      co_await api_.co_authenticate(*socket_, connect_deadline);
+      co_await socket_->co_send_text(frame, connect_deadline);
       sent_on_socket_ = true;
     } catch (const Error&) {
-      // The server may have refused the key and closed already: its close frame says so.
-      try {
-        while (socket_->receive(std::min(connect_deadline, Deadline::clock::now() + std::chrono::seconds(1)))) {
-        }
-      } catch (const Error&) {
-      }
-      const bool refused = socket_->close_code() == std::optional<std::uint16_t>(4001);
-      socket_.reset();
-      if (refused) throw key_refused();
+      failed = true;
     }
+    if (!failed) co_return;
+    // The server may have refused the key and closed already: its close frame says so.
+    try {
+      while (co_await socket_->co_receive(std::min(connect_deadline, Deadline::clock::now() + std::chrono::seconds(1)))) {
+      }
+    } catch (const Error&) {
+    }
+    const bool refused = socket_->close_code() == std::optional<std::uint16_t>(4001);
+    socket_.reset();
+    if (refused) throw key_refused();
   }
 
   Error key_refused() const {
@@ -206,16 +290,20 @@ class Channel {
   }
 
   // Reads socket events until `until` or our command's end.
-  void listen(Deadline::time_point until) {
+  Task<void> listen(Deadline::time_point until) {
     while (!exit_code_) {
       std::optional<std::string> message;
+      std::exception_ptr lost;
       try {
-        message = socket_->receive(until);
-      } catch (const Error& e) {
-        lost_socket(e);
-        return;
+        message = co_await socket_->co_receive(until);
+      } catch (const Error&) {
+        lost = std::current_exception();
       }
-      if (!message) return;
+      if (lost) {
+        co_await lost_socket(lost);
+        co_return;
+      }
+      if (!message) co_return;
       const auto event = http::detail::parse_json(*message);
       if (!event.is_object()) continue;
       const std::string kind = event.value("kind", std::string());
@@ -246,33 +334,33 @@ class Channel {
   // command: that is the HTTP API's 401, said without another request (which a server that
   // answers before reading the body may cut short). Otherwise continue by polling, first finding
   // the command if its BashCommand event never came.
-  void lost_socket(const Error& e) {
+  Task<void> lost_socket(std::exception_ptr e) {
     const bool refused_key = socket_->close_code() == std::optional<std::uint16_t>(4001);
     socket_.reset();
     if (refused_key) throw key_refused();
     if (command_id_.empty()) {
-      find_command_id();
+      co_await find_command_id();
       if (command_id_.empty()) {
-        if (!sent_on_socket_) throw e;
-        start_by_rest({});  // the frame never reached the server's command service
+        if (!sent_on_socket_) std::rethrow_exception(e);
+        co_await start_by_rest({});  // the frame never reached the server's command service
       }
     }
   }
 
   // Our BashCommand among the newest ones, matched by its text (which holds our token).
-  void find_command_id() {
-    const auto page = api_.search_bash_events(
-        {{"kind__eq", "BashCommand"}, {"sort_order", "TIMESTAMP_DESC"}, {"limit", "100"}});
-    if (!page.contains("items") || !page["items"].is_array()) return;
+  Task<void> find_command_id() {
+    http::QueryParams q{{"kind__eq", "BashCommand"}, {"sort_order", "TIMESTAMP_DESC"}, {"limit", "100"}};
+    const auto page = co_await api_.co_search_bash_events(std::move(q));
+    if (!page.contains("items") || !page["items"].is_array()) co_return;
     for (const auto& item : page["items"])
       if (item.is_object() && item.value("command", std::string()) == line_) {
         command_id_ = item.value("id", std::string());
-        return;
+        co_return;
       }
   }
 
   // One search round: every new BashOutput event, applied in order.
-  void poll(Deadline deadline) {
+  Task<void> poll(Deadline deadline) {
     std::optional<std::string> page;
     for (int pages = 0; pages < 1000; ++pages) {
       http::QueryParams q{{"command_id__eq", command_id_}, {"kind__eq", "BashOutput"},
@@ -281,17 +369,16 @@ class Channel {
       if (page) q.emplace_back("page_id", *page);
       http::RequestOptions o;
       o.timeout = std::clamp(deadline.remaining(), std::chrono::milliseconds(1000), std::chrono::milliseconds(30'000));
-      const auto events = api_.search_bash_events(q, o);
+      const auto events = co_await api_.co_search_bash_events(std::move(q), std::move(o));
       if (!events.contains("items") || !events["items"].is_array())
         throw Error(errc::protocol_error, "agent server: bash_events/search answered no items");
       for (const auto& event : events["items"]) accept(event);
       apply();
       const auto& next = events.contains("next_page_id") ? events["next_page_id"] : nlohmann::json();
-      if (!next.is_string() || (page && *page == next.template get<std::string>())) return;
+      if (!next.is_string() || (page && *page == next.template get<std::string>())) co_return;
       page = next.template get<std::string>();
     }
   }
-
   void accept(const nlohmann::json& event) {
     if (!event.is_object() || event.value("kind", std::string()) != "BashOutput") return;
     const std::string id = event.value("id", std::string());
@@ -324,6 +411,7 @@ class Channel {
   std::string line_;
   shell::RunnerSink sink_;
   long long server_timeout_ = 0;
+  asio::any_io_executor executor_;
   std::optional<Socket> socket_;
   bool sent_on_socket_ = false;
   std::vector<nlohmann::json> early_;
@@ -338,4 +426,5 @@ class Channel {
 };
 
 }  // namespace agent::detail
+WORKSPACE_COROUTINES_END
 WORKSPACE_NAMESPACE_END

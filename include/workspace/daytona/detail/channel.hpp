@@ -1,9 +1,11 @@
 // The shell::Channel of DaytonaWorkspace: each command gets a session of its own (sessions run
 // their commands one after another, and calls on one workspace may run at once); the runner runs
 // there as an asynchronous session command whose completion is polled and whose last line is
-// read from its logs. The session is deleted when the command ends.
+// read from its logs. The session is deleted when the command ends. Its calls are coroutines on
+// the executor of the command's operation.
 #pragma once
 
+#include <workspace/core/async.hpp>
 #include <workspace/core/deadline.hpp>
 #include <workspace/daytona/api.hpp>
 #include <workspace/http/message.hpp>
@@ -11,15 +13,19 @@
 #include <workspace/shell/killer.hpp>
 #include <workspace/version.hpp>
 
+#include <asio/steady_timer.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_awaitable.hpp>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <thread>
 
 WORKSPACE_NAMESPACE_BEGIN
+WORKSPACE_COROUTINES_BEGIN
 namespace daytona::detail {
 
 template <class Toolbox>
@@ -29,29 +35,33 @@ class Channel {
       : toolbox_(toolbox), sandbox_(std::move(sandbox_id)), max_poll_interval_(max_poll_interval),
         session_("workspace-" + shell::random_token()) {}
 
-  void start(const std::string& line, shell::RunnerSink sink, Deadline deadline) {
+  Task<void> start(const std::string& line, shell::RunnerSink sink, Deadline deadline) {
     sink_ = std::move(sink);
-    toolbox_.create_session(session_, deadline);
+    co_await toolbox_.co_create_session(session_, deadline);
     have_session_ = true;
     // A child shell: the session's own shell must not run our `set --` or `exit`.
-    command_ = toolbox_.session_exec(session_, "/bin/sh -c " + shell::shell_quote(line), deadline);
+    command_ = co_await toolbox_.co_session_exec(session_, "/bin/sh -c " + shell::shell_quote(line), deadline);
   }
 
-  bool follow(Deadline::time_point until, Deadline deadline) {
-    if (ended_) return true;
-    if (toolbox_.session_command_exit(session_, command_, deadline)) {
-      sink_(toolbox_.session_command_logs(session_, command_, deadline));
+  Task<bool> follow(Deadline::time_point until, Deadline deadline) {
+    if (ended_) co_return true;
+    const auto exit = co_await toolbox_.co_session_command_exit(session_, command_, deadline);
+    if (exit) {
+      const std::string logs = co_await toolbox_.co_session_command_logs(session_, command_, deadline);
+      sink_(logs);
       ended_ = true;
-      return true;
+      co_return true;
     }
     const auto left = until - Deadline::clock::now();
-    std::this_thread::sleep_for(std::min<Deadline::clock::duration>(wait_, std::max<Deadline::clock::duration>(left, {})));
+    asio::steady_timer timer(co_await asio::this_coro::executor);
+    timer.expires_after(std::min<Deadline::clock::duration>(wait_, std::max<Deadline::clock::duration>(left, {})));
+    co_await timer.async_wait(asio::use_awaitable);
     wait_ = std::min(wait_ * 2, max_poll_interval_);
-    return false;
+    co_return false;
   }
 
   // The toolbox has no ranges: each read takes the whole file, and the caller skips what it had.
-  void read(const std::string& path, std::uint64_t, const shell::FileSink& sink, bool live, Deadline deadline) {
+  Task<void> read(const std::string& path, std::uint64_t, const shell::FileSink& sink, bool live, Deadline deadline) {
     std::uint64_t offset = 0;
     http::RequestOptions o;
     o.deadline = deadline;
@@ -61,21 +71,21 @@ class Channel {
       offset += data.size();
       return true;
     };
-    toolbox_.download(path, o);
+    co_await toolbox_.co_download(path, std::move(o));
   }
 
-  void spawn(const std::string& line) noexcept {
+  Task<void> spawn(const std::string& line) {
     try {
-      toolbox_.execute(line, 30);
+      co_await toolbox_.co_execute(line, 30);
     } catch (...) {
     }
   }
 
-  void finish() noexcept {
-    if (!have_session_) return;
+  Task<void> finish() {
+    if (!have_session_) co_return;
     have_session_ = false;
     try {
-      toolbox_.delete_session(session_);
+      co_await toolbox_.co_delete_session(session_);
     } catch (...) {
     }
   }
@@ -97,4 +107,5 @@ class Channel {
 };
 
 }  // namespace daytona::detail
+WORKSPACE_COROUTINES_END
 WORKSPACE_NAMESPACE_END
