@@ -1,14 +1,15 @@
 // N workspaces from one thread with coroutines: each is created, writes and runs a small script,
 // fetches the result file it made, and is closed; a progress line counts them as they finish.
 //
-//   WORKSPACE_MODE=local|docker  (default local)   the type of every workspace
-//   WORKSPACE_IMAGE=...          (docker; default the tests' busybox image)
+//   WORKSPACE_MODE=local|docker|remote|api_remote|daytona  (default local)  the type of each
+//   WORKSPACE_IMAGE, WORKSPACE_HOST, WORKSPACE_API_KEY, ...  as AnyWorkspace reads them
+//                                (docker: default the tests' busybox image)
 //   N=...                        (default 16)      how many at once
 //
-// The asynchronous form exists today for LocalWorkspace and DockerWorkspace (README,
-// "Asynchronous operations"); the other modes are refused until theirs lands.
-#include <workspace/docker.hpp>
-#include <workspace/local.hpp>
+// Docker, api_remote and daytona create a container, runtime or sandbox each (async_create) and
+// remove it (async_close); remote runs all of them on one agent server, each in a folder of its
+// own; local in a temporary folder each.
+#include <workspace/any_workspace.hpp>
 
 #include <asio/co_spawn.hpp>
 #include <asio/io_context.hpp>
@@ -53,14 +54,42 @@ asio::awaitable<std::string> evaluate(W& ws, int i) {
   co_return result.content;
 }
 
-asio::awaitable<std::string> one(asio::io_context& context, const std::string& mode, int i) {
-  if (mode == "docker") {
-    workspace::DockerWorkspaceOptions options;
-    options.image = env_or("WORKSPACE_IMAGE", "workspace-test-busybox:latest");
-    auto ws = co_await workspace::DockerWorkspace::async_create(context.get_executor(), options, asio::use_awaitable);
-    std::string out = co_await evaluate(ws, i);
-    co_await ws.async_close(asio::use_awaitable);
-    co_return out;
+// Creates, evaluates and closes one workspace of a type with async_create.
+template <class W, class Options>
+asio::awaitable<std::string> created(asio::io_context& context, Options options, int i) {
+  auto ws = co_await W::async_create(context.get_executor(), std::move(options), asio::use_awaitable);
+  std::string out = co_await evaluate(ws, i);
+  co_await ws.async_close(asio::use_awaitable);
+  co_return out;
+}
+
+asio::awaitable<std::string> one(asio::io_context& context, const workspace::WorkspaceConfig& config, int i) {
+  using workspace::WorkspaceMode;
+  switch (config.mode) {
+    case WorkspaceMode::docker: {
+      auto options = config.docker_options();
+      if (options.image.empty()) options.image = "workspace-test-busybox:latest";
+      co_return co_await created<workspace::DockerWorkspace>(context, std::move(options), i);
+    }
+    // (Options named first: GCC 12 mishandles a temporary aggregate inside a co_await.)
+    case WorkspaceMode::api_remote: {
+      auto options = config.api_remote_options();
+      co_return co_await created<workspace::APIRemoteWorkspace>(context, std::move(options), i);
+    }
+    case WorkspaceMode::daytona: {
+      auto options = config.daytona_options();
+      co_return co_await created<workspace::DaytonaWorkspace>(context, std::move(options), i);
+    }
+    case WorkspaceMode::remote: {
+      auto options = config.remote_options();
+      options.working_dir += "/parallel-eval-" + std::to_string(i);
+      workspace::RemoteWorkspace ws(context.get_executor(), std::move(options));
+      std::string out = co_await evaluate(ws, i);
+      co_await ws.async_execute_command("rm -rf -- \"$PWD\"", asio::use_awaitable);
+      co_return out;
+    }
+    case WorkspaceMode::local:
+      break;
   }
   const auto dir = std::filesystem::temp_directory_path() / ("parallel-eval-" + std::to_string(i));
   workspace::LocalWorkspace ws(dir);
@@ -73,17 +102,20 @@ asio::awaitable<std::string> one(asio::io_context& context, const std::string& m
 }  // namespace
 
 int main() {
-  const std::string mode = env_or("WORKSPACE_MODE", "local");
-  if (mode != "local" && mode != "docker") {
-    std::cerr << "parallel_eval: WORKSPACE_MODE=" << mode << " has no asynchronous form yet (local, docker)\n";
+  workspace::WorkspaceConfig config;
+  try {
+    config = workspace::WorkspaceConfig::from_env();
+  } catch (const std::exception& e) {
+    std::cerr << "parallel_eval: " << e.what() << "\n";
     return 2;
   }
+  const std::string mode(workspace::to_string(config.mode));
   const int n = std::atoi(env_or("N", "16").c_str());
   asio::io_context context(1);
   Progress progress{.total = n};
   std::vector<std::string> results(static_cast<std::size_t>(n));
   for (int i = 0; i < n; ++i) {
-    asio::co_spawn(context, one(context, mode, i), [&, i](std::exception_ptr e, std::string out) {
+    asio::co_spawn(context, one(context, config, i), [&, i](std::exception_ptr e, std::string out) {
       if (e) {
         ++progress.failed;
         try {
