@@ -95,7 +95,7 @@ class BasicDaytonaWorkspace : public Operations<BasicDaytonaWorkspace<Transport>
       daytona::BasicToolbox<http::Client<Transport, http::BearerAuth, http::HeaderAuth, daytona::TransitionWait>>;
   using executor_type = asio::any_io_executor;
 
-  explicit BasicDaytonaWorkspace(DaytonaWorkspaceOptions options = {}) : BasicDaytonaWorkspace(unopened, std::move(options)) {
+  explicit BasicDaytonaWorkspace(DaytonaWorkspaceOptions options) : BasicDaytonaWorkspace(unopened, std::move(options)) {
     try {
       workspace::detail::run_blocking([this] { return co_open(); });
     } catch (...) {
@@ -106,6 +106,10 @@ class BasicDaytonaWorkspace : public Operations<BasicDaytonaWorkspace<Transport>
       throw;
     }
   }
+
+  // No sandbox: what a failed asynchronous create completes with; it can only be assigned to and
+  // destroyed. (Give options, even empty ones, to make a sandbox.)
+  BasicDaytonaWorkspace() = default;
 
   // Creates (or attaches to) a sandbox as an asynchronous operation completing with
   // (std::exception_ptr, BasicDaytonaWorkspace), whose operations then run on `executor`. A
@@ -138,7 +142,7 @@ class BasicDaytonaWorkspace : public Operations<BasicDaytonaWorkspace<Transport>
   }
 
   // Deletes (or stops, or keeps: on_close) the sandbox it created, asynchronously; the blocking
-  // form is the destructor.
+  // form is the destructor. Completes with (std::exception_ptr, bool): whether it acted.
   template <class Token>
   auto async_close(Token&& token) {
     return workspace::detail::async_run(executor_, [this] { return co_close(); }, std::forward<Token>(token));
@@ -493,8 +497,8 @@ class BasicDaytonaWorkspace : public Operations<BasicDaytonaWorkspace<Transport>
  public:
   // Deletes (or stops) the sandbox it created, waiting out a transition in progress (409).
   // Never throws: what it could not delete, reap_orphans() finds later.
-  Task<void> co_close() {
-    if (!state_ || state_->id.empty() || !state_->owned || state_->options.on_close == OnClose::keep) co_return;
+  Task<bool> co_close() {
+    if (!state_ || state_->id.empty() || !state_->owned || state_->options.on_close == OnClose::keep) co_return false;
     state_->owned = false;
     const bool stop = state_->options.on_close == OnClose::stop;
     const auto deadline = std::chrono::steady_clock::now() + state_->options.transition_budget;
@@ -503,12 +507,12 @@ class BasicDaytonaWorkspace : public Operations<BasicDaytonaWorkspace<Transport>
       try {
         if (stop) co_await state_->api->co_stop(state_->id);
         else co_await state_->api->co_remove(state_->id);
-        co_return;
+        co_return true;
       } catch (const Error& e) {
-        if (e.http_status() == 404) co_return;
-        if (e.http_status() != 409 || std::chrono::steady_clock::now() + pause >= deadline) co_return;
+        if (e.http_status() == 404) co_return true;
+        if (e.http_status() != 409 || std::chrono::steady_clock::now() + pause >= deadline) co_return false;
       } catch (...) {
-        co_return;  // reap_orphans() finds it later
+        co_return false;  // reap_orphans() finds it later
       }
       timer.expires_after(pause);
       co_await timer.async_wait(asio::use_awaitable);

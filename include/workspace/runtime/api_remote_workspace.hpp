@@ -95,6 +95,10 @@ class BasicAPIRemoteWorkspace : public Operations<BasicAPIRemoteWorkspace<Transp
     }
   }
 
+  // No runtime: what a failed asynchronous create completes with; it can only be assigned to and
+  // destroyed.
+  BasicAPIRemoteWorkspace() = default;
+
   // Starts (or attaches to) a runtime as an asynchronous operation completing with
   // (std::exception_ptr, BasicAPIRemoteWorkspace), whose operations then run on `executor`. A
   // cancelled or failed create stops the runtime it had started.
@@ -127,21 +131,24 @@ class BasicAPIRemoteWorkspace : public Operations<BasicAPIRemoteWorkspace<Transp
   }
 
   // Stops, pauses or keeps the runtime (on_close), asynchronously; the blocking form is the
-  // destructor.
+  // destructor. Completes with (std::exception_ptr, bool): whether it acted.
   template <class Token>
   auto async_close(Token&& token) {
     return workspace::detail::async_run(executor_, [this] { return co_close(); }, std::forward<Token>(token));
   }
   // Never throws: the runtime API's own idle reaping is the fallback.
-  Task<void> co_close() {
-    if (!state_ || state_->runtime_id.empty() || state_->on_close == OnClose::keep) co_return;
+  Task<bool> co_close() {
+    if (!state_ || state_->runtime_id.empty() || state_->on_close == OnClose::keep) co_return false;
     const std::string runtime = std::move(state_->runtime_id);
     state_->runtime_id.clear();
+    bool acted = true;
     try {
       if (state_->on_close == OnClose::pause) co_await state_->api->co_pause(runtime, std::chrono::seconds(30));
       else co_await state_->api->co_stop(runtime, std::chrono::seconds(30));
     } catch (...) {
+      acted = false;
     }
+    co_return acted;
   }
 
   BasicAPIRemoteWorkspace(BasicAPIRemoteWorkspace&& other) noexcept
