@@ -11,13 +11,24 @@
 
 #include "../support/daytona_server.hpp"
 
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/cancellation_signal.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/io_context.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/use_awaitable.hpp>
 #include <gtest/gtest.h>
 
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <exception>
+#include <filesystem>
 #include <string>
+#include <system_error>
+#include <vector>
 
 using namespace workspace;
 namespace ts = workspace_test;
@@ -316,4 +327,76 @@ TEST_F(DaytonaTest, ReapOrphansDeletesTheSandboxesOfADeadOwner) {
   const std::size_t reaped = DaytonaWorkspace::reap_orphans(ts::daytona_options());
   EXPECT_GE(reaped, 1u);
   EXPECT_TRUE(deleted(id));
+}
+
+// --- asynchronous creation and removal
+
+namespace {
+std::size_t thread_count() {
+  std::size_t n = 0;
+  for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator("/proc/self/task")) ++n;
+  return n;
+}
+}  // namespace
+
+// Several sandboxes created, used and deleted at once from one thread; the library starts no
+// thread of its own, and nothing is left.
+TEST_F(DaytonaTest, SandboxesStartRunAndGoAwayAtOnceFromOneThread) {
+  const std::string case_id = ts::daytona_case_id("async-many");
+  constexpr int n = 6;
+  asio::io_context context(1);
+  const std::size_t threads = thread_count();
+  std::vector<std::string> outputs(n), ids(n);
+  int closed = 0;
+  for (int i = 0; i < n; ++i) {
+    asio::co_spawn(
+        context,
+        [&, i]() -> asio::awaitable<void> {
+          auto options = ts::daytona_options({{ts::daytona_case_label, case_id}});
+          auto ws = co_await DaytonaWorkspace::async_create(context.get_executor(), std::move(options), asio::use_awaitable);
+          ids[static_cast<std::size_t>(i)] = ws.id();
+          const auto r = co_await ws.async_execute_command("echo " + std::to_string(i), asio::use_awaitable);
+          outputs[static_cast<std::size_t>(i)] = r.std_out;
+          if (co_await ws.async_close(asio::use_awaitable)) ++closed;
+        },
+        [](std::exception_ptr e) {
+          if (e) std::rethrow_exception(e);
+        });
+  }
+  std::size_t most_threads = 0;
+  while (context.run_one()) most_threads = std::max(most_threads, thread_count());
+  EXPECT_EQ(most_threads, threads) << "the library started threads";
+  EXPECT_EQ(closed, n);
+  for (int i = 0; i < n; ++i) {
+    EXPECT_EQ(outputs[static_cast<std::size_t>(i)], std::to_string(i) + "\n");
+    EXPECT_TRUE(deleted(ids[static_cast<std::size_t>(i)]));
+  }
+}
+
+// A create cancelled while the sandbox starts (slowly) completes with operation_aborted and
+// deletes the sandbox it had made.
+TEST_F(DaytonaTest, ACancelledCreateDeletesTheSandboxItMade) {
+  const std::string case_id = ts::daytona_case_id("async-cancel");
+  asio::io_context context(1);
+  asio::cancellation_signal cancel;
+  std::exception_ptr failure;
+  bool completed = false;
+  auto options = ts::daytona_options({{ts::daytona_case_label, case_id}, {"test.daytona/slow-start", "3"}});
+  DaytonaWorkspace::async_create(context.get_executor(), std::move(options),
+                                 asio::bind_cancellation_slot(cancel.slot(), [&](std::exception_ptr e, DaytonaWorkspace) {
+                                   completed = true;
+                                   failure = e;
+                                 }));
+  asio::steady_timer timer(context, std::chrono::milliseconds(1000));
+  timer.async_wait([&](std::error_code) { cancel.emit(asio::cancellation_type::terminal); });
+  context.run();
+  ASSERT_TRUE(completed);
+  ASSERT_TRUE(failure) << "the create was not cancelled";
+  try {
+    std::rethrow_exception(failure);
+  } catch (const std::system_error& e) {
+    EXPECT_EQ(e.code(), asio::error::operation_aborted) << e.what();
+  }
+  EXPECT_TRUE(ts::daytona_eventually([&] { return ts::daytona_sandboxes_with({{ts::daytona_case_label, case_id}}).empty(); }))
+      << ts::daytona_sandboxes_with({{ts::daytona_case_label, case_id}}).dump();
 }

@@ -7,6 +7,12 @@
 
 #include "../support/runtime_api.hpp"
 
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/cancellation_signal.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/io_context.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/use_awaitable.hpp>
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -16,7 +22,9 @@
 #include <future>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 #include <thread>
+#include <vector>
 
 #include <unistd.h>
 
@@ -210,4 +218,65 @@ TEST_F(RuntimeTest, ARuntimeKilledMidCommandIsAnErrorNotAHang) {
   EXPECT_LT(seconds_since(start), 20.0) << "the client hung on a dead runtime";
   killer.get();
   ws.detach();  // already stopped
+}
+
+// --- asynchronous start and stop
+
+// Runtimes started, used and stopped at once from one thread.
+TEST_F(RuntimeTest, RuntimesStartRunAndStopAtOnceFromOneThread) {
+  constexpr int n = 3;
+  asio::io_context context(1);
+  std::vector<std::string> outputs(n), sessions(n);
+  int closed = 0;
+  for (int i = 0; i < n; ++i) {
+    asio::co_spawn(
+        context,
+        [&, i]() -> asio::awaitable<void> {
+          auto o = options("async-" + std::to_string(i), shared_folder("async"));
+          auto ws = co_await APIRemoteWorkspace::async_create(context.get_executor(), std::move(o), asio::use_awaitable);
+          sessions[static_cast<std::size_t>(i)] = ws.session_id();
+          const auto r = co_await ws.async_execute_command("echo " + std::to_string(i), asio::use_awaitable);
+          outputs[static_cast<std::size_t>(i)] = r.std_out;
+          if (co_await ws.async_close(asio::use_awaitable)) ++closed;
+        },
+        [](std::exception_ptr e) {
+          if (e) std::rethrow_exception(e);
+        });
+  }
+  context.run();
+  EXPECT_EQ(closed, n);
+  for (int i = 0; i < n; ++i) {
+    EXPECT_EQ(outputs[static_cast<std::size_t>(i)], std::to_string(i) + "\n");
+    EXPECT_EQ(api_call("GET", "/sessions/" + sessions[static_cast<std::size_t>(i)]).value("status", ""), "stopped");
+  }
+}
+
+// A start cancelled while the pod is pending completes with operation_aborted and stops the
+// runtime it had started.
+TEST_F(RuntimeTest, ACancelledCreateStopsTheRuntimeItStarted) {
+  auto o = options("async-cancel", shared_folder("async-cancel"));
+  o.environment["RUNTIME_TEST_SLOW_PENDING"] = "60";
+  const std::string session = o.attach_to;
+  asio::io_context context(1);
+  asio::cancellation_signal cancel;
+  std::exception_ptr failure;
+  bool completed = false;
+  APIRemoteWorkspace::async_create(context.get_executor(), std::move(o),
+                                   asio::bind_cancellation_slot(cancel.slot(), [&](std::exception_ptr e, APIRemoteWorkspace) {
+                                     completed = true;
+                                     failure = e;
+                                   }));
+  asio::steady_timer timer(context, std::chrono::milliseconds(1000));
+  timer.async_wait([&](std::error_code) { cancel.emit(asio::cancellation_type::terminal); });
+  const auto start = std::chrono::steady_clock::now();
+  context.run();
+  EXPECT_LT(seconds_since(start), 10.0);
+  ASSERT_TRUE(completed);
+  ASSERT_TRUE(failure) << "the create was not cancelled";
+  try {
+    std::rethrow_exception(failure);
+  } catch (const std::system_error& e) {
+    EXPECT_EQ(e.code(), asio::error::operation_aborted) << e.what();
+  }
+  EXPECT_EQ(api_call("GET", "/sessions/" + session).value("status", ""), "stopped");
 }
