@@ -113,7 +113,7 @@ class BasicRemoteWorkspace : public Operations<BasicRemoteWorkspace<Client>> {
   // threads run commands.
   void set_session_api_key(std::string key) {
     api_->set_session_api_key(std::move(key));
-    sockets_->clear();  // authenticated with the old key
+    hubs_->clear();  // authenticated with the old key
   }
 
   bool alive() noexcept { return api_->alive(); }
@@ -134,10 +134,10 @@ class BasicRemoteWorkspace : public Operations<BasicRemoteWorkspace<Client>> {
     settings.result_wait = s.result_wait;
     // Shared state, so that an operation still running when the workspace moves keeps it.
     const auto api = api_;
-    const auto sockets = sockets_;
+    const auto hubs = hubs_;
     const auto refused = websocket_refused_;
     const agent::detail::ChannelSettings channel_settings{s.use_websocket, s.max_poll_interval};
-    agent::detail::Channel<api_type> channel(*api, *sockets, *refused, channel_settings);
+    agent::detail::Channel<api_type> channel(*api, *hubs, *refused, channel_settings);
     co_return co_await shell::run_command(channel, std::move(command), std::move(options), std::move(settings));
   }
 
@@ -195,7 +195,7 @@ class BasicRemoteWorkspace : public Operations<BasicRemoteWorkspace<Client>> {
   executor_type executor_;
   std::shared_ptr<api_type> api_;
   std::shared_ptr<std::atomic<bool>> websocket_refused_ = std::make_shared<std::atomic<bool>>(false);  // said no once
-  std::shared_ptr<agent::detail::SocketPool<Socket>> sockets_ = std::make_shared<agent::detail::SocketPool<Socket>>();
+  std::shared_ptr<agent::detail::EventHubs<Socket>> hubs_ = std::make_shared<agent::detail::EventHubs<Socket>>();
 };
 
 using RemoteWorkspace = BasicRemoteWorkspace<>;

@@ -164,10 +164,12 @@ class UpgradedConnection {
   UpgradedConnection& operator=(UpgradedConnection&& other) noexcept {
     if (this != &other) {
       close();
+      write_watchdog_.reset();
       connection_.reset();
       response_ = std::move(other.response_);
       own_context_ = std::move(other.own_context_);
       connection_ = std::move(other.connection_);
+      write_watchdog_ = std::move(other.write_watchdog_);
     }
     return *this;
   }
@@ -215,14 +217,17 @@ class UpgradedConnection {
     co_return order[0] == 0;
   }
 
+  // A write has a watchdog of its own, so that one read and one write may run at once.
   Task<void> co_write(std::string_view data, Deadline::time_point deadline) {
     auto& c = require();
-    c.watchdog.arm([&c] { c.stream.close(); }, deadline);
+    if (!write_watchdog_) write_watchdog_.emplace(c.stream.get_executor());
+    auto& watchdog = *write_watchdog_;
+    watchdog.arm([&c] { c.stream.close(); }, deadline);
     auto [ec, n] = co_await asio::async_write(c.stream, asio::buffer(data.data(), data.size()),
                                               compat::as_tuple(asio::use_awaitable));
     (void)n;
-    c.watchdog.disarm();
-    if (c.watchdog.fired()) throw Error(errc::timed_out, "writing an upgraded connection: timed out");
+    watchdog.disarm();
+    if (watchdog.fired()) throw Error(errc::timed_out, "writing an upgraded connection: timed out");
     if (ec) throw Error(errc::connection_failed, "writing an upgraded connection: " + ec.message());
   }
 
@@ -280,6 +285,7 @@ class UpgradedConnection {
   // Declared before the connection, so destroyed after it: its timer and socket belong to it.
   std::shared_ptr<asio::io_context> own_context_;
   std::unique_ptr<detail::Connection<Transport>> connection_;
+  std::optional<detail::Watchdog> write_watchdog_;  // goes before the connection
 };
 
 }  // namespace http

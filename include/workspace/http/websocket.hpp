@@ -35,10 +35,14 @@
 #include <workspace/http/transport.hpp>
 #include <workspace/version.hpp>
 
+#include <asio/steady_timer.hpp>
+#include <asio/this_coro.hpp>
+
 #include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstddef>
+#include <exception>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -242,6 +246,9 @@ class WebSocket {
     bool message_binary = false;
     bool last_binary = false;
     std::string message{};
+    // Frames go one at a time (a reply from receive() may meet a send): writers wait on write_done.
+    bool writing = false;
+    std::optional<asio::steady_timer> write_done{};
   };
 
   struct FrameHead {
@@ -379,7 +386,25 @@ class WebSocket {
     std::array<unsigned char, 4> mask{};
     detail::websocket_random(mask.data(), mask.size());
     const std::string frame = detail::websocket_client_frame(opcode, payload, true, mask);
-    co_await impl_->connection.co_write(frame, deadline);
+    State& s = *impl_;
+    while (s.writing) {  // woken by the writer before, or cancelled (the state says which)
+      const auto executor = co_await asio::this_coro::executor;
+      if (!s.write_done) s.write_done.emplace(executor);
+      s.write_done->expires_at(Clock::time_point::max());
+      co_await s.write_done->async_wait(compat::as_tuple(asio::use_awaitable));
+      const auto state = co_await asio::this_coro::cancellation_state;
+      if (workspace::detail::cancelled(state)) throw Error(asio::error::operation_aborted, s.where + ": cancelled");
+    }
+    s.writing = true;
+    std::exception_ptr failure;
+    try {
+      co_await s.connection.co_write(frame, deadline);
+    } catch (...) {
+      failure = std::current_exception();
+    }
+    s.writing = false;
+    if (s.write_done) s.write_done->cancel();
+    if (failure) std::rethrow_exception(failure);
   }
 
   Task<void> send_frame(detail::WebSocketOpcode opcode, std::string_view payload, Clock::time_point deadline,

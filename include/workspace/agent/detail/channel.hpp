@@ -1,10 +1,12 @@
-// The shell::Channel of RemoteWorkspace: a command starts on the server's event websocket (kept
-// open between commands) and its events are pushed; where a proxy refuses websockets or the
-// socket breaks, it starts and is followed by REST, polling from at once and backing off. Its
-// calls are coroutines on the executor of the command's operation.
+// The shell::Channel of RemoteWorkspace: a command starts on the server's event websocket (one
+// per workspace and execution context, kept open between commands and shared by the commands
+// running at once: agent/detail/event_hub.hpp) and its events are pushed; where a proxy refuses
+// websockets or the socket breaks, it starts and is followed by REST, polling from at once and
+// backing off. Its calls are coroutines on the executor of the command's operation.
 #pragma once
 
 #include <workspace/agent/api.hpp>
+#include <workspace/agent/detail/event_hub.hpp>
 #include <workspace/core/async.hpp>
 #include <workspace/core/deadline.hpp>
 #include <workspace/core/error.hpp>
@@ -13,8 +15,6 @@
 #include <workspace/shell/command.hpp>
 #include <workspace/version.hpp>
 
-#include <asio/execution_context.hpp>
-#include <asio/query.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
@@ -38,110 +38,6 @@ WORKSPACE_NAMESPACE_BEGIN
 WORKSPACE_COROUTINES_BEGIN
 namespace agent::detail {
 
-template <class Socket>
-class SocketPool;
-
-// Which socket pools hold idle sockets of one execution context (an io_context: the user's, or
-// the thread's that runs the blocking calls): when the context goes away first, its sockets go
-// with it.
-template <class Socket>
-class SocketCache final : public asio::execution_context::service {
- public:
-  inline static asio::execution_context::id id;
-
-  explicit SocketCache(asio::execution_context& context) : asio::execution_context::service(context) {}
-
-  void remember(const std::shared_ptr<SocketPool<Socket>>& pool) {
-    std::lock_guard lock(mutex_);
-    std::erase_if(pools_, [](const auto& p) { return p.expired(); });
-    for (const auto& p : pools_)
-      if (p.lock() == pool) return;
-    pools_.push_back(pool);
-  }
-
- private:
-  void shutdown() override {
-    std::vector<std::weak_ptr<SocketPool<Socket>>> pools;
-    {
-      std::lock_guard lock(mutex_);
-      pools.swap(pools_);
-    }
-    for (const auto& p : pools)
-      if (const auto pool = p.lock()) pool->drop(&context());
-  }
-  std::mutex mutex_;
-  std::vector<std::weak_ptr<SocketPool<Socket>>> pools_;
-};
-
-// One workspace's authenticated event sockets kept between commands: opening one costs a
-// connection, an upgrade and the auth frame. A socket belongs to the execution context it was
-// made on, so only an operation on the same context reuses one. The server pushes every event
-// to each socket, and one that nobody reads can hold up its pushes to everyone (a full buffer):
-// so idle sockets are few, drained before reuse, dropped after a while, and closed when the
-// workspace goes away. Concurrent commands each hold one. clear() closes them all (they carry
-// an old session key).
-template <class Socket>
-class SocketPool : public std::enable_shared_from_this<SocketPool<Socket>> {
- public:
-  static constexpr std::chrono::seconds max_idle{20};
-  static constexpr std::size_t max_idle_sockets = 8;
-
-  SocketPool() = default;
-  SocketPool(const SocketPool&) = delete;
-  SocketPool& operator=(const SocketPool&) = delete;
-
-  Task<std::optional<Socket>> take(asio::any_io_executor executor) {
-    asio::execution_context* const context = &asio::query(executor, asio::execution::context);
-    std::optional<Socket> out;
-    {
-      std::lock_guard lock(mutex_);
-      const auto now = std::chrono::steady_clock::now();
-      std::erase_if(idle_, [&](const Idle& i) { return now - i.since >= max_idle; });
-      for (auto it = idle_.begin(); it != idle_.end(); ++it)
-        if (it->context == context) {
-          out = std::move(it->socket);
-          idle_.erase(it);
-          break;
-        }
-    }
-    if (!out) co_return out;
-    bool closed = false;
-    try {
-      while (co_await out->co_receive(std::chrono::steady_clock::now())) {
-      }
-    } catch (const Error&) {
-      closed = true;  // closed meanwhile
-    }
-    if (closed) out.reset();
-    co_return out;
-  }
-  void give_back(Socket socket, const asio::any_io_executor& executor) {
-    asio::execution_context& context = asio::query(executor, asio::execution::context);
-    asio::use_service<SocketCache<Socket>>(context).remember(this->shared_from_this());
-    std::lock_guard lock(mutex_);
-    if (idle_.size() >= max_idle_sockets) return;  // this one closes
-    idle_.push_back(Idle{std::move(socket), &context, std::chrono::steady_clock::now()});
-  }
-  void clear() {
-    std::lock_guard lock(mutex_);
-    idle_.clear();
-  }
-  // The context is going away: its sockets first.
-  void drop(asio::execution_context* context) {
-    std::lock_guard lock(mutex_);
-    std::erase_if(idle_, [&](const Idle& i) { return i.context == context; });
-  }
-
- private:
-  struct Idle {
-    Socket socket;
-    asio::execution_context* context;
-    std::chrono::steady_clock::time_point since;
-  };
-  std::mutex mutex_;
-  std::vector<Idle> idle_;
-};
-
 struct ChannelSettings {
   bool use_websocket = true;
   std::chrono::milliseconds max_poll_interval{50};
@@ -152,8 +48,8 @@ class Channel {
  public:
   using Socket = typename Api::socket_type;
 
-  Channel(Api& api, SocketPool<Socket>& sockets, std::atomic<bool>& websocket_refused, ChannelSettings settings)
-      : api_(api), sockets_(sockets), websocket_refused_(websocket_refused), settings_(settings) {}
+  Channel(Api& api, EventHubs<Socket>& hubs, std::atomic<bool>& websocket_refused, ChannelSettings settings)
+      : api_(api), hubs_(hubs), websocket_refused_(websocket_refused), settings_(settings) {}
 
   Task<void> start(const std::string& line, shell::RunnerSink sink, Deadline deadline) {
     line_ = line;
@@ -164,13 +60,13 @@ class Channel {
     server_timeout_ = deadline.is_none() ? 10LL * 365 * 24 * 3600 : (deadline.remaining().count() + 999) / 1000;
     const auto now = Deadline::clock::now();
     next_check_ = now + std::chrono::seconds(1);
-    if (settings_.use_websocket && !websocket_refused_.load()) co_await start_on_socket(now);
-    if (!socket_) co_await start_by_rest(deadline);
+    if (settings_.use_websocket && !websocket_refused_.load()) co_await start_on_hub(now);
+    if (!sub_) co_await start_by_rest(deadline);
   }
 
   Task<bool> follow(Deadline::time_point until, Deadline deadline) {
     if (exit_code_) co_return true;
-    if (socket_) {
+    if (sub_) {
       // Events arrive by themselves; a search now and then covers any the socket missed.
       co_await listen(std::min(until, next_check_));
       if (exit_code_) co_return true;
@@ -215,8 +111,9 @@ class Channel {
   }
 
   Task<void> finish() {
-    if (socket_ && exit_code_ && socket_->is_open()) sockets_.give_back(std::move(*socket_), executor_);
-    socket_.reset();
+    if (hub_ && sub_) hub_->unsubscribe(sub_.get());
+    sub_.reset();
+    hub_.reset();
     co_return;
   }
 
@@ -231,56 +128,65 @@ class Channel {
 
   std::string command_frame() const { return nlohmann::json{{"command", line_}, {"timeout", server_timeout_}}.dump(); }
 
-  // Subscribes, authenticates in the first frame and sends the command in the second: the
-  // server reads them in order, so the subscription exists before the command starts. The
-  // command is recognised in the BashCommand event by its text, which holds our token. Any
-  // failure before the command can have started leaves socket_ empty for start_by_rest().
-  Task<void> start_on_socket(Deadline::time_point now) {
+  // The command goes out on the hub's socket, which the first command to need one connects:
+  // it subscribes, authenticates in the first frame, and each command then sends its own frame
+  // (the server reads them in order, so the subscription exists before the command starts).
+  // The command is recognised in the BashCommand event by its text, which holds our token. Any
+  // failure before the command can have started leaves sub_ empty for start_by_rest().
+  Task<void> start_on_hub(Deadline::time_point now) {
     const auto connect_deadline = now + std::chrono::seconds(10);
-    const std::string frame = command_frame();
-    if ((socket_ = co_await sockets_.take(executor_))) {
-      bool sent = false;
+    auto hub = hubs_.hub(executor_);
+    co_await hub->wait_connected();
+    co_await hub->refresh();
+    if (!hub->has_socket()) {
+      hub->begin_connecting();
+      std::optional<Socket> socket;
+      std::exception_ptr failure;
       try {
-        co_await socket_->co_send_text(frame, connect_deadline);
-        sent = true;
-      } catch (const Error&) {
+        socket = co_await connect_socket(connect_deadline);
+      } catch (...) {
+        failure = std::current_exception();
       }
-      if (sent) {
-        sent_on_socket_ = true;
-        co_return;
-      }
-      socket_.reset();  // a fresh one below
+      hub->connected(std::move(socket));
+      if (failure) std::rethrow_exception(failure);
+      if (!hub->has_socket()) co_return;
     }
-    std::exception_ptr refused_upgrade;
+    auto sub = std::make_shared<Subscription>(executor_, line_);
+    const bool sent = co_await hub->send(sub, command_frame(), connect_deadline);
+    if (!sent) co_return;
+    hub_ = std::move(hub);
+    sub_ = std::move(sub);
+  }
+
+  // A new authenticated socket, or none when the server or a proxy refused the upgrade (which
+  // is remembered) or the connection failed (left to the REST call to report).
+  Task<std::optional<Socket>> connect_socket(Deadline::time_point deadline) {
+    std::optional<Socket> socket;
     try {
-      socket_.emplace(co_await api_.co_connect_events_socket(connect_deadline));
+      socket.emplace(co_await api_.co_connect_events_socket(deadline));
     } catch (const Error& e) {
       // The key travels in the upgrade's header too: a server that refuses it says so there.
       if (e.code() == errc::authentication_failed) throw;
-      // A refused upgrade (a proxy without websockets, an older server) is remembered; a
-      // connection failure is left to the REST call to report.
       if (e.code() != errc::connection_failed && e.code() != errc::timed_out) websocket_refused_.store(true);
-      socket_.reset();
-      co_return;
+      socket.reset();
     }
+    if (!socket) co_return socket;
     bool failed = false;
     try {
-      co_await api_.co_authenticate(*socket_, connect_deadline);
-      co_await socket_->co_send_text(frame, connect_deadline);
-      sent_on_socket_ = true;
+      co_await api_.co_authenticate(*socket, deadline);
     } catch (const Error&) {
       failed = true;
     }
-    if (!failed) co_return;
+    if (!failed) co_return socket;
     // The server may have refused the key and closed already: its close frame says so.
     try {
-      while (co_await socket_->co_receive(std::min(connect_deadline, Deadline::clock::now() + std::chrono::seconds(1)))) {
+      while (co_await socket->co_receive(std::min(deadline, Deadline::clock::now() + std::chrono::seconds(1)))) {
       }
     } catch (const Error&) {
     }
-    const bool refused = socket_->close_code() == std::optional<std::uint16_t>(4001);
-    socket_.reset();
-    if (refused) throw key_refused();
+    if (socket->close_code() == std::optional<std::uint16_t>(4001)) throw key_refused();
+    socket.reset();
+    co_return socket;
   }
 
   Error key_refused() const {
@@ -289,61 +195,48 @@ class Channel {
                  401, "invalid session key");
   }
 
-  // Reads socket events until `until` or our command's end.
+  // Takes the events the hub handed over, waiting for more until `until` or our command's end.
   Task<void> listen(Deadline::time_point until) {
     while (!exit_code_) {
-      std::optional<std::string> message;
-      std::exception_ptr lost;
-      try {
-        message = co_await socket_->co_receive(until);
-      } catch (const Error&) {
-        lost = std::current_exception();
+      if (command_id_.empty()) command_id_ = sub_->command_id;
+      while (!sub_->events.empty()) {
+        accept(sub_->events.front());
+        sub_->events.pop_front();
       }
-      if (lost) {
-        co_await lost_socket(lost);
+      apply();
+      if (exit_code_) co_return;
+      if (!sub_->refused.empty())
+        throw Error(errc::protocol_error, "agent server refused the command: " + sub_->refused);
+      if (sub_->lost) {
+        co_await lost_socket();
         co_return;
       }
-      if (!message) co_return;
-      const auto event = http::detail::parse_json(*message);
-      if (!event.is_object()) continue;
-      const std::string kind = event.value("kind", std::string());
-      if (kind == "BashCommand") {
-        if (command_id_.empty() && event.value("command", std::string()) == line_)
-          command_id_ = event.value("id", std::string());
-        for (const auto& early : early_) take_event(early);
-        early_.clear();
-      } else if (kind == "BashOutput") {
-        if (command_id_.empty()) {
-          if (early_.size() < 64) early_.push_back(event);  // may be ours; its BashCommand is on the way
-        } else {
-          take_event(event);
-        }
-      } else if (kind == "BashError") {
-        throw Error(errc::protocol_error, "agent server refused the command: " + event.value("detail", std::string()));
+      if (Deadline::clock::now() >= until) co_return;
+      if (!sub_->notified) {
+        sub_->wake.expires_at(until);
+        auto [ec] = co_await sub_->wake.async_wait(compat::as_tuple(asio::use_awaitable));
+        const auto state = co_await asio::this_coro::cancellation_state;
+        if (workspace::detail::cancelled(state)) throw Error(asio::error::operation_aborted, "agent server: cancelled");
+        (void)ec;  // news (the hub cancels the wait), the time, or the caller's slot (checked above)
       }
+      sub_->notified = false;
     }
-  }
-
-  void take_event(const nlohmann::json& event) {
-    if (event.value("command_id", std::string()) != command_id_) return;
-    accept(event);
-    apply();
   }
 
   // The socket closed or broke. If the server refused our key (close 4001) it never read the
   // command: that is the HTTP API's 401, said without another request (which a server that
   // answers before reading the body may cut short). Otherwise continue by polling, first finding
   // the command if its BashCommand event never came.
-  Task<void> lost_socket(std::exception_ptr e) {
-    const bool refused_key = socket_->close_code() == std::optional<std::uint16_t>(4001);
-    socket_.reset();
+  Task<void> lost_socket() {
+    const bool refused_key = sub_->close_code == std::optional<std::uint16_t>(4001);
+    if (command_id_.empty()) command_id_ = sub_->command_id;
+    sub_.reset();
+    hub_.reset();
     if (refused_key) throw key_refused();
     if (command_id_.empty()) {
       co_await find_command_id();
-      if (command_id_.empty()) {
-        if (!sent_on_socket_) std::rethrow_exception(e);
-        co_await start_by_rest({});  // the frame never reached the server's command service
-      }
+      const Deadline none;
+      if (command_id_.empty()) co_await start_by_rest(none);  // the frame never reached the command service
     }
   }
 
@@ -405,16 +298,15 @@ class Channel {
   }
 
   Api& api_;
-  SocketPool<Socket>& sockets_;
+  EventHubs<Socket>& hubs_;
   std::atomic<bool>& websocket_refused_;
   ChannelSettings settings_;
   std::string line_;
   shell::RunnerSink sink_;
   long long server_timeout_ = 0;
   asio::any_io_executor executor_;
-  std::optional<Socket> socket_;
-  bool sent_on_socket_ = false;
-  std::vector<nlohmann::json> early_;
+  std::shared_ptr<EventHub<Socket>> hub_;
+  std::shared_ptr<Subscription> sub_;
   std::string command_id_;
   std::set<std::string> seen_;
   std::map<int, nlohmann::json> waiting_;
