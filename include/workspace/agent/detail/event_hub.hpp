@@ -15,6 +15,8 @@
 #include <workspace/http/detail/json.hpp>
 #include <workspace/version.hpp>
 
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/cancellation_signal.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/execution_context.hpp>
@@ -122,26 +124,44 @@ class EventHub : public std::enable_shared_from_this<EventHub<Socket>> {
       co_return false;
     }
     since_ = std::chrono::steady_clock::now();
-    if (!reading_) {
-      reading_ = true;
-      asio::co_spawn(executor_, read_loop(this->shared_from_this()), asio::detached);
-    }
+    if (!reading_) start_reader();
     co_return true;
   }
 
+  // The last one out stops the reader at once (so that the context's run() returns), while it
+  // waits for the socket to be readable, which consumes nothing.
   void unsubscribe(const Subscription* sub) noexcept {
     std::erase_if(subscriptions_, [&](const auto& s) { return s.get() == sub; });
+    if (subscriptions_.empty() && waiting_) stop_.emit(asio::cancellation_type::terminal);
   }
 
  private:
+  void start_reader() {
+    reading_ = true;
+    asio::co_spawn(executor_, read_loop(this->shared_from_this()), asio::bind_cancellation_slot(stop_.slot(), asio::detached));
+  }
+
   static Task<void> read_loop(std::shared_ptr<EventHub> self) {
     while (!self->subscriptions_.empty() && self->socket_) {
-      std::optional<std::string> message;
+      const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+      bool readable = false;
       bool broke = false;
+      self->waiting_ = true;
       try {
-        message = co_await self->socket_->co_receive(std::chrono::steady_clock::now() + std::chrono::seconds(1));
+        readable = co_await self->socket_->co_wait_readable(until);
       } catch (const std::exception&) {
         broke = true;
+      }
+      self->waiting_ = false;
+      const auto state = co_await asio::this_coro::cancellation_state;
+      if (workspace::detail::cancelled(state)) break;  // stopped: the socket stays
+      std::optional<std::string> message;
+      if (readable && !broke) {
+        try {
+          message = co_await self->socket_->co_receive(until);
+        } catch (const std::exception&) {
+          broke = true;
+        }
       }
       if (broke) {
         self->lose_all();
@@ -151,6 +171,8 @@ class EventHub : public std::enable_shared_from_this<EventHub<Socket>> {
     }
     self->since_ = std::chrono::steady_clock::now();
     self->reading_ = false;
+    // Someone subscribed while it stopped: a fresh reader (this one's state is cancelled).
+    if (!self->subscriptions_.empty() && self->socket_) self->start_reader();
   }
 
   void lose_all() {
@@ -211,6 +233,8 @@ class EventHub : public std::enable_shared_from_this<EventHub<Socket>> {
   std::chrono::steady_clock::time_point since_{};
   bool connecting_ = false;
   bool reading_ = false;
+  bool waiting_ = false;  // the reader waits for the socket to be readable
+  asio::cancellation_signal stop_;
   asio::steady_timer ready_;
   std::vector<std::shared_ptr<Subscription>> subscriptions_;
   std::deque<nlohmann::json> early_;
