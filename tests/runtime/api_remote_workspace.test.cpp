@@ -55,7 +55,10 @@ struct workspace::testing::ContractTraits<APIRemoteWorkspace> {
     const std::string root = shared_folder("contract");
     auto o = options(contract_session(), root);
     o.on_close = OnClose::keep;
-    o.working_dir = root + "/t" + std::to_string(contract_counter++);
+    // Each test runs in a process of its own (and the blocking and asynchronous suites both):
+    // a folder named by the process too, so no test finds another's files.
+    o.working_dir = root + "/t" + std::to_string(::getpid()) + "-" + std::to_string(contract_counter++);
+    std::filesystem::remove_all(o.working_dir);
     std::filesystem::create_directories(o.working_dir);
     return APIRemoteWorkspace(std::move(o));
   }
