@@ -11,6 +11,7 @@
 #include <workspace/core/results.hpp>
 #include <workspace/docker/detail/demux.hpp>
 #include <workspace/docker/detail/exec.hpp>
+#include <workspace/docker/detail/exit_marker.hpp>
 #include <workspace/shell/killer.hpp>
 #include <workspace/version.hpp>
 
@@ -29,10 +30,15 @@ WORKSPACE_NAMESPACE_BEGIN
 WORKSPACE_COROUTINES_BEGIN
 namespace docker::detail {
 
-// Runs the user's command in its cwd, or reports a missing cwd unambiguously. It takes
-// $1 = cwd, $2 = marker, $3 = command.
+// Runs the user's command in its cwd, or reports a missing cwd unambiguously, and ends with the
+// command's status framed on stderr (exit_marker.hpp). It takes $1 = cwd, $2 = marker,
+// $3 = command, $4 = the status frame's prefix. The command gets the exec's stderr back from
+// fd 3 itself, so the wrapper's own stderr is /dev/null while it waits: a shell reports a child's
+// signal death there ("Killed"), which is not the command's output.
 inline constexpr const char* exec_wrapper =
-    "cd -- \"$1\" 2>/dev/null || { printf '%s' \"$2\" >&2; exit 254; }; exec /bin/sh -c \"$3\"";
+    "cd -- \"$1\" 2>/dev/null || { printf '%s' \"$2\" >&2; exit 254; }; "
+    "{ /bin/sh -c 'exec 2>&3 3>&-; exec /bin/sh -c \"$1\"' workspace-command \"$3\"; } 3>&2 2>/dev/null; "
+    "c=$?; printf '%s%d\\001' \"$4\" \"$c\" >&2; exit \"$c\"";
 
 struct CommandTarget {
   std::string container;                     // its id
@@ -45,6 +51,7 @@ template <class Engine>
 Task<CommandResult> run_command(Engine& engine, CommandTarget target, std::string command, CommandOptions options) {
   const std::string token = shell::random_token();
   const std::string marker = "\x01workspace: missing cwd " + token + "\x01";
+  ExitMarker exit_marker("\x01workspace: exit " + shell::random_token() + " ");
   // The command's own deadline, and the one every call it makes ends by (with room for the kill
   // and the exit code after a timeout).
   const Deadline timeout = Deadline::after(options.timeout);
@@ -55,7 +62,7 @@ Task<CommandResult> run_command(Engine& engine, CommandTarget target, std::strin
   for (const auto& [k, v] : options.env) env.push_back(k + "=" + v);
   nlohmann::json config = {
       {"AttachStdin", false}, {"AttachStdout", true}, {"AttachStderr", true}, {"Tty", false},
-      {"Cmd", {"/bin/sh", "-c", exec_wrapper, "workspace-exec", target.cwd, marker, command}},
+      {"Cmd", {"/bin/sh", "-c", exec_wrapper, "workspace-exec", target.cwd, marker, command, exit_marker.prefix()}},
       {"Env", env}, {"WorkingDir", "/"}};
   if (!target.user.empty()) config["User"] = target.user;
   const std::string exec_id = co_await engine.co_exec_create(target.container, std::move(config), calls);
@@ -64,23 +71,30 @@ Task<CommandResult> run_command(Engine& engine, CommandTarget target, std::strin
   CommandResult result;
   result.command = command;
   Demultiplexer demux;
+  const auto to_stderr = [&](std::string_view data) {
+    result.std_err.append(data);
+    if (options.on_output) options.on_output(OutputStream::std_err, data);
+  };
   const auto deliver = [&](Demultiplexer::Stream s, std::string_view data) {
     using S = Demultiplexer::Stream;
     if (s == S::system_error) throw Error(errc::bad_state, "docker exec: " + std::string(data));
-    (s == S::std_err ? result.std_err : result.std_out).append(data);
-    if (options.on_output) options.on_output(s == S::std_err ? OutputStream::std_err : OutputStream::std_out, data);
+    if (s == S::std_err) return exit_marker.feed(data, to_stderr);
+    result.std_out.append(data);
+    if (options.on_output) options.on_output(OutputStream::std_out, data);
   };
 
   std::vector<char> buffer(64 * 1024);
   bool timed_out = false;
   std::exception_ptr failure;
   try {
-    // Most commands end before the first inspect; the inspects of many quiet commands at once
-    // would load a daemon that is busy starting their containers.
-    constexpr auto first_quiet = std::chrono::milliseconds(200);
+    // The status frame tells when the command has ended. The daemon is asked only when the stream
+    // goes quiet for long, in case the wrapper itself was killed while something else holds the
+    // output open; inspects of many running commands at once would load a busy daemon.
+    constexpr auto first_quiet = std::chrono::milliseconds(1000);
     auto quiet = first_quiet;
     bool exited = false;  // the command's shell is gone; what remains is output held by others
     for (;;) {
+      if (exit_marker.status()) exited = true;
       const auto now = std::chrono::steady_clock::now();
       if (now >= deadline) {
         timed_out = true;
@@ -95,7 +109,7 @@ Task<CommandResult> run_command(Engine& engine, CommandTarget target, std::strin
         // Quiet: has the command ended while something else holds its output open?
         const auto info = co_await engine.co_exec_inspect(exec_id, calls);
         if (!info.value("Running", true)) exited = true;
-        quiet = std::min(quiet * 2, std::chrono::milliseconds(1000));
+        quiet = std::min(quiet * 2, std::chrono::milliseconds(4000));
         continue;
       }
       std::size_t n = 0;
@@ -139,13 +153,17 @@ Task<CommandResult> run_command(Engine& engine, CommandTarget target, std::strin
       // Drained as far as it would go.
     }
     stream.close();
+    exit_marker.finish(to_stderr);
     result.timeout_occurred = true;
     result.exit_code = -1;
     co_return result;
   }
   stream.close();
+  exit_marker.finish(to_stderr);
 
-  const int code = co_await exit_code(engine, exec_id, Deadline::after(std::chrono::seconds(5)));
+  // Without its frame (the wrapper was killed), the daemon knows the status.
+  int code = exit_marker.status().value_or(-1);
+  if (!exit_marker.status()) code = co_await exit_code(engine, exec_id, Deadline::after(std::chrono::seconds(5)));
   if (code == 254 && result.std_err.size() >= marker.size() &&
       result.std_err.compare(result.std_err.size() - marker.size(), marker.size(), marker) == 0)
     throw Error(errc::not_found, "execute_command: cwd " + workspace::detail::quote(target.cwd) +
