@@ -5,6 +5,9 @@
 // The clock starts after one call settles the API version (as the aiodocker peer's does) and
 // stops when the last container is gone. Needs DOCKER_HOST and the image (BENCH_IMAGE, default
 // the tests' busybox image). Exits non-zero unless every output was right and nothing is left.
+// The containers are made as the aiodocker peer makes them, with no network stack at all
+// (network_mode "disabled": Docker's NetworkDisabled); BENCH_NETWORK=none gives them Docker's
+// "none" network, a sandbox with /etc/hosts, as the CLI peer's `--network none` does.
 #include <workspace/docker.hpp>
 
 #include <asio/co_spawn.hpp>
@@ -31,6 +34,7 @@ DockerWorkspaceOptions options(const std::string& image, const std::string& labe
   DockerWorkspaceOptions o;
   o.image = image;
   o.pull_if_missing = false;
+  o.network_mode = env_or("BENCH_NETWORK", "disabled");
   o.labels[label] = "true";
   return o;
 }

@@ -69,7 +69,8 @@ Workspace options (each defaults to the environment variable named on the right)
   --api-key KEY       remote: session key (SESSION_API_KEY); api_remote: RUNTIME_API_KEY;
                       daytona: DAYTONA_API_KEY. Prefer the environment: flags show in ps.
                                                                     WORKSPACE_API_KEY
-  --network MODE      docker: none (default), host or a network     WORKSPACE_NETWORK
+  --network MODE      docker: none (default), disabled, host or a   WORKSPACE_NETWORK
+                      network name
   --keep              leave what was created running, and print its id  WORKSPACE_KEEP
   --environment NAME=VALUE   docker: the container's environment; api_remote: the agent
                       server's; daytona: the sandbox's (repeatable)

@@ -97,6 +97,44 @@ TEST_F(DockerTest, DaemonsStartedByACommandAreKilledOnTimeout) {
   EXPECT_EQ(ps.std_out.find("sleep 40"), std::string::npos) << ps.std_out;
 }
 
+// The end of a command comes from the stream itself: the wrapper's status frame, which neither
+// the caller nor on_output ever sees, and the daemon's word only when the wrapper was killed.
+TEST_F(DockerTest, TheStatusFrameStaysOutOfTheOutput) {
+  DockerWorkspace ws(options());
+  std::string streamed;
+  CommandOptions o;
+  o.on_output = [&](OutputStream s, std::string_view d) {
+    if (s == OutputStream::std_err) streamed.append(d);
+  };
+  // A shell reports a child's signal death on its stderr; none of that reaches the result.
+  const auto killed = ws.execute_command("echo partial >&2; kill -9 $$", o);
+  EXPECT_EQ(killed.signal, 9);
+  EXPECT_EQ(killed.std_err, "partial\n");
+  EXPECT_EQ(streamed, "partial\n");
+  // What looks like a frame is the command's own output, byte for byte.
+  const std::string lookalike = "\\001workspace: exit 0123 7\\001 \\001workspace: exit ";
+  const auto forged = ws.execute_command("printf '" + lookalike + "' >&2; exit 5");
+  EXPECT_EQ(forged.exit_code, 5);
+  EXPECT_EQ(forged.std_err, "\x01workspace: exit 0123 7\x01 \x01workspace: exit ");
+  // The wrapper killed under the command: the command still runs to its end, and the daemon
+  // reports the wrapper's death.
+  const auto orphaned = ws.execute_command("kill -9 $PPID; echo after");
+  EXPECT_EQ(orphaned.std_out, "after\n");
+  EXPECT_EQ(orphaned.signal, 9);
+  EXPECT_EQ(ws.execute_command("echo next").std_out, "next\n");
+}
+
+TEST_F(DockerTest, ADisabledNetworkIsLoopbackOnlyWithoutTheSandboxFiles) {
+  DockerWorkspaceOptions o = options();
+  o.network_mode = "disabled";
+  DockerWorkspace ws(std::move(o));
+  const auto r = ws.execute_command("ls /sys/class/net; [ -e /etc/hosts ] || echo no-hosts");
+  EXPECT_EQ(r.exit_code, 0) << r.std_err;
+  EXPECT_EQ(r.std_out, "lo\nno-hosts\n");
+  DockerWorkspace none(options());
+  EXPECT_EQ(none.execute_command("ls /sys/class/net; grep -c localhost /etc/hosts").std_out, "lo\n2\n");
+}
+
 TEST_F(DockerTest, ContainersCarryOwnerLabelsAndAreRemoved) {
   std::string id;
   {
