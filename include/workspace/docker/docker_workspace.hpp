@@ -62,8 +62,8 @@ struct DockerWorkspaceOptions {
   std::vector<DockerMount> mounts{};
   std::string user{};                         // "uid[:gid]" or a name; empty: the image's
   // "none", "host", a network name, or "disabled": like "none" (loopback only), but the daemon
-  // makes no network sandbox, so there is no /etc/hosts or /etc/resolv.conf unless the image has
-  // them; many containers start markedly faster at once.
+  // makes no network sandbox, so /etc/hosts and /etc/resolv.conf are empty (`localhost` does not
+  // resolve) unless the image has its own; many containers start markedly faster at once.
   std::string network_mode = "none";
   std::string platform{};                     // e.g. "linux/amd64"
   std::optional<std::int64_t> memory_bytes{};
