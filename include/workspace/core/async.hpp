@@ -146,6 +146,25 @@ Task<T> shielded(Task<T> task) {
                                     asio::bind_cancellation_slot(asio::cancellation_slot(), asio::use_awaitable));
 }
 
+// Awaits `open`; when it fails or is cancelled, awaits `undo` to its end (the cancellation no
+// longer applies) and throws the failure again, a cancellation as operation_aborted saying
+// "<who>: the create was cancelled". What a create that must leave nothing behind ends with.
+// (Both are lazy: `undo` starts only on a failure.)
+inline Task<void> open_or_undo(Task<void> open, Task<void> undo, std::string who) {
+  std::exception_ptr failure;
+  try {
+    co_await std::move(open);
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  if (!failure) co_return;
+  const bool by_cancel = cancelled(co_await asio::this_coro::cancellation_state);
+  co_await asio::this_coro::reset_cancellation_state();
+  co_await std::move(undo);
+  if (by_cancel) throw Error(asio::error::operation_aborted, who + ": the create was cancelled");
+  std::rethrow_exception(failure);
+}
+
 // Whether `e` is what a cancelled operation ends with.
 inline bool is_aborted(const std::exception& e) noexcept {
   const auto* s = dynamic_cast<const std::system_error*>(&e);

@@ -124,20 +124,7 @@ class BasicDaytonaWorkspace : public Operations<BasicDaytonaWorkspace<Transport>
   static Task<BasicDaytonaWorkspace> co_create(executor_type executor, DaytonaWorkspaceOptions options) {
     BasicDaytonaWorkspace ws(unopened, std::move(options));
     ws.executor_ = std::move(executor);
-    std::exception_ptr failure;
-    try {
-      co_await ws.co_open();
-    } catch (...) {
-      failure = std::current_exception();
-    }
-    if (failure) {
-      const bool by_cancel = workspace::detail::cancelled(co_await asio::this_coro::cancellation_state);
-      co_await asio::this_coro::reset_cancellation_state();
-      if (ws.state_->owned) ws.state_->options.on_close = OnClose::remove;
-      co_await ws.co_close();
-      if (by_cancel) throw Error(asio::error::operation_aborted, "DaytonaWorkspace: create cancelled");
-      std::rethrow_exception(failure);
-    }
+    co_await workspace::detail::open_or_undo(ws.co_open(), ws.co_undo_open(), "DaytonaWorkspace");
     co_return ws;
   }
 
@@ -273,6 +260,12 @@ class BasicDaytonaWorkspace : public Operations<BasicDaytonaWorkspace<Transport>
     if (o.on_close == OnClose::pause)
       throw Error(errc::invalid_argument, "DaytonaWorkspace: on_close pause is not supported (remove, stop or keep)");
     state_->api = std::make_unique<api_type>(credentials, o.http);
+  }
+
+  // After a failed or cancelled create: a sandbox made here is deleted, whatever on_close says.
+  Task<void> co_undo_open() {
+    if (state_->owned) state_->options.on_close = OnClose::remove;
+    co_await co_close();
   }
 
   Task<void> co_open() {

@@ -346,22 +346,21 @@ class BasicDockerWorkspace : public Operations<BasicDockerWorkspace<Client>> {
     if (user_.empty() && image->contains("Config") && (*image)["Config"].is_object())
       user_ = (*image)["Config"].value("User", std::string());
     const std::string creation = shell::random_token();
-    std::exception_ptr failure;
-    try {
-      // Shielded: a create the daemon got is seen to its end, so that its container is known.
-      id_ = co_await workspace::detail::shielded(
-          engine_->co_create_container(container_config(creation), options_.name, options_.platform));
-      owns_ = true;
-      co_await engine_->co_start(id_);
-      if (!user_is_root()) co_await give_working_dir_to_user();
-    } catch (...) {
-      failure = std::current_exception();
-    }
-    if (!failure) co_return;
-    // A failed or cancelled start removes what it created, whatever on_close says: nobody holds
-    // its id. Cancelled during the create itself, the container is found by its label.
-    const bool by_cancel = workspace::detail::cancelled(co_await asio::this_coro::cancellation_state);
-    co_await asio::this_coro::reset_cancellation_state();
+    co_await workspace::detail::open_or_undo(co_create_and_start(creation), co_undo_create(creation), "DockerWorkspace");
+  }
+
+  Task<void> co_create_and_start(std::string creation) {
+    // Shielded: a create the daemon got is seen to its end, so that its container is known.
+    id_ = co_await workspace::detail::shielded(
+        engine_->co_create_container(container_config(creation), options_.name, options_.platform));
+    owns_ = true;
+    co_await engine_->co_start(id_);
+    if (!user_is_root()) co_await give_working_dir_to_user();
+  }
+
+  // A failed or cancelled start removes what it created, whatever on_close says: nobody holds
+  // its id. Cancelled during the create itself, the container is found by its label.
+  Task<void> co_undo_create(std::string creation) {
     owns_ = false;
     try {
       if (!id_.empty()) {
@@ -375,8 +374,6 @@ class BasicDockerWorkspace : public Operations<BasicDockerWorkspace<Client>> {
     } catch (...) {
       // reap_orphans() finds what is left; the create's own failure is what the caller needs.
     }
-    if (by_cancel) throw Error(asio::error::operation_aborted, "DockerWorkspace: the create was cancelled");
-    std::rethrow_exception(failure);
   }
 
   // A transfer whose caller cancelled it completes with operation_aborted, not a failed result.

@@ -112,20 +112,7 @@ class BasicAPIRemoteWorkspace : public Operations<BasicAPIRemoteWorkspace<Transp
   static Task<BasicAPIRemoteWorkspace> co_create(executor_type executor, APIRemoteWorkspaceOptions options) {
     BasicAPIRemoteWorkspace ws(unopened, std::move(options));
     ws.executor_ = std::move(executor);
-    std::exception_ptr failure;
-    try {
-      co_await ws.co_start_or_attach();
-    } catch (...) {
-      failure = std::current_exception();
-    }
-    if (failure) {
-      const bool by_cancel = workspace::detail::cancelled(co_await asio::this_coro::cancellation_state);
-      co_await asio::this_coro::reset_cancellation_state();
-      if (ws.state_->started_here) ws.state_->on_close = OnClose::remove;
-      co_await ws.co_close();
-      if (by_cancel) throw Error(asio::error::operation_aborted, "APIRemoteWorkspace: create cancelled");
-      std::rethrow_exception(failure);
-    }
+    co_await workspace::detail::open_or_undo(ws.co_start_or_attach(), ws.co_undo_start(), "APIRemoteWorkspace");
     if (ws.state_->agent) ws.state_->agent->set_executor(ws.executor_);
     co_return ws;
   }
@@ -321,6 +308,12 @@ class BasicAPIRemoteWorkspace : public Operations<BasicAPIRemoteWorkspace<Transp
     if (o.runtime_class) body["runtime_class"] = *o.runtime_class;
     if (o.resource_factor != 1) body["resource_factor"] = o.resource_factor;
     return body;
+  }
+
+  // After a failed or cancelled create: a runtime started here is stopped, whatever on_close says.
+  Task<void> co_undo_start() {
+    if (state_->started_here) state_->on_close = OnClose::remove;
+    co_await co_close();
   }
 
   Task<void> co_start_or_attach() {
