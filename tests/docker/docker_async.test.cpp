@@ -3,6 +3,7 @@
 // timers. The contract suite through the asynchronous API is in docker_workspace.test.cpp.
 #include <workspace/docker.hpp>
 
+#include "../support/async.hpp"
 #include "docker_test_image.hpp"
 
 #include <gtest/gtest.h>
@@ -31,12 +32,6 @@ GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(WorkspaceContract);
 
 namespace {
 
-std::size_t thread_count() {
-  std::size_t n = 0;
-  for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator("/proc/self/task")) ++n;
-  return n;
-}
-
 // Options with a label of this test's own, to find what it left.
 DockerWorkspaceOptions labelled(const std::string& label) {
   DockerWorkspaceOptions o = options();
@@ -58,7 +53,7 @@ void rethrow(std::exception_ptr e) {
 // a file, then closed, all at once; no thread started and nothing left behind.
 TEST_F(DockerTest, ManyWorkspacesFromOneThread) {
   const std::string label = unique_label("many");
-  const std::size_t threads = thread_count();
+  const std::size_t threads = ts::thread_count();
   asio::io_context context;
   constexpr int n = 16;
   std::vector<std::string> outputs(n), contents(n);
@@ -87,7 +82,7 @@ TEST_F(DockerTest, ManyWorkspacesFromOneThread) {
     EXPECT_EQ(contents[static_cast<std::size_t>(i)], "file " + std::to_string(i));
   }
   EXPECT_EQ(closed, n);
-  EXPECT_EQ(thread_count(), threads);
+  EXPECT_EQ(ts::thread_count(), threads);
   EXPECT_TRUE(ts::containers_with_label(label).empty()) << "containers were left behind";
   std::cout << n << " workspaces created, used and removed concurrently in " << seconds << " s\n";
 }
@@ -162,12 +157,7 @@ TEST_F(DockerTest, CancellingACommandKillsItsTree) {
   context.run();
   EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(10));
   ASSERT_TRUE(done);
-  ASSERT_TRUE(failure);
-  try {
-    std::rethrow_exception(failure);
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), asio::error::operation_aborted) << e.what();
-  }
+  EXPECT_TRUE(ts::is_aborted(failure));
   std::istringstream lines(seen);
   std::string shell_pid, child_pid;
   std::getline(lines, shell_pid);
@@ -208,12 +198,7 @@ TEST_F(DockerTest, CancelledDownloadLeavesNoFile) {
                                                       })));
   context.run();
   ASSERT_TRUE(asked);
-  ASSERT_TRUE(failure);
-  try {
-    std::rethrow_exception(failure);
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), asio::error::operation_aborted) << e.what();
-  }
+  EXPECT_TRUE(ts::is_aborted(failure));
   EXPECT_FALSE(std::filesystem::exists(destination));
   EXPECT_TRUE(std::filesystem::is_empty(local.path())) << "a temporary file was left";
 }

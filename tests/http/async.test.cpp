@@ -3,6 +3,7 @@
 // by two at once), cancellation through the token's slot, and no thread started.
 #include <workspace/http.hpp>
 
+#include "../support/async.hpp"
 #include "../support/nginx.hpp"
 
 #include <gtest/gtest.h>
@@ -18,7 +19,6 @@
 #include <asio/use_future.hpp>
 
 #include <chrono>
-#include <filesystem>
 #include <future>
 #include <optional>
 #include <set>
@@ -27,6 +27,8 @@
 
 using namespace workspace;
 using workspace_test::Nginx;
+
+namespace ts = workspace_test;
 
 namespace {
 
@@ -42,12 +44,6 @@ http::ClientOptions no_proxy() {
 }
 
 http::Request get(std::string target) { return http::Request{.method = "GET", .target = std::move(target)}; }
-
-std::size_t thread_count() {
-  std::size_t n = 0;
-  for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator("/proc/self/task")) ++n;
-  return n;
-}
 
 // A listener that never accepts: a request to it is sent and never answered.
 struct SilentServer {
@@ -172,7 +168,7 @@ TEST(HttpAsync, TheWholeErrorReachesAFuture) {
 // counts each one's requests: a pair seen twice would be a connection lent to two at once), and
 // a second wave reuses the kept-alive ones. No thread is started.
 TEST(HttpAsync, ConcurrentRequestsShareThePoolNeverAConnection) {
-  const std::size_t threads = thread_count();
+  const std::size_t threads = ts::thread_count();
   asio::io_context context;
   http::Client<http::Tcp> client(nginx().base_url(), no_proxy());
   client.set_executor(context.get_executor());
@@ -198,7 +194,7 @@ TEST(HttpAsync, ConcurrentRequestsShareThePoolNeverAConnection) {
   std::size_t reused = 0;
   for (const auto& c : second_wave) reused += first_wave.count(c);
   EXPECT_GT(reused, 0u);
-  EXPECT_EQ(thread_count(), threads);
+  EXPECT_EQ(ts::thread_count(), threads);
 }
 
 // A terminal cancel through the token's slot ends the exchange with operation_aborted, at once,
@@ -221,12 +217,7 @@ TEST(HttpAsync, CancellationThroughTheSlot) {
   context.run();  // returns only when nothing is left
   EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(5));
   ASSERT_TRUE(done);
-  ASSERT_TRUE(failure);
-  try {
-    std::rethrow_exception(failure);
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), asio::error::operation_aborted) << e.what();
-  }
+  EXPECT_TRUE(ts::is_aborted(failure));
 }
 
 // A request's timeout is a timer on the executor: the context's one thread is never blocked.
