@@ -73,7 +73,8 @@ struct RemoteWorkspaceOptions {
 };
 
 template <class Client = http::Client<http::TcpOrTls, http::SessionApiKeyAuth>>
-class BasicRemoteWorkspace : public Operations<BasicRemoteWorkspace<Client>> {
+class BasicRemoteWorkspace : public Operations<BasicRemoteWorkspace<Client>>,
+                             public shell::FormTransfers<BasicRemoteWorkspace<Client>> {
  public:
   using client_type = Client;
   using api_type = agent::BasicApi<Client>;
@@ -141,23 +142,6 @@ class BasicRemoteWorkspace : public Operations<BasicRemoteWorkspace<Client>> {
     co_return co_await shell::run_command(channel, std::move(command), std::move(options), std::move(settings));
   }
 
-  Task<FileOperationResult> co_file_upload(std::string local_path, std::string workspace_path, TransferOptions options) {
-    std::string remote = resolve(workspace_path);
-    co_return co_await shell::upload_file(std::move(local_path), std::move(remote), std::move(options), add_part, put());
-  }
-  Task<FileOperationResult> co_file_write(std::string workspace_path, std::string content) {
-    std::string remote = resolve(workspace_path);
-    co_return co_await shell::write_file(std::move(remote), std::move(content), add_part, put());
-  }
-  Task<FileOperationResult> co_file_download(std::string workspace_path, std::string local_path, TransferOptions options) {
-    std::string remote = resolve(workspace_path);
-    co_return co_await shell::download_file(remote, std::move(local_path), std::move(options), get(remote));
-  }
-  Task<FileReadResult> co_file_read(std::string workspace_path) {
-    std::string remote = resolve(workspace_path);
-    co_return co_await shell::read_file(remote, get(remote));
-  }
-
   // The git changes below `path` (relative to working_dir unless absolute), as the server's
   // /api/git/changes reports them; empty when it is not a repository.
   std::vector<GitChange> git_changes(const std::string& path) { return api_->git_changes(resolve(path)); }
@@ -166,6 +150,8 @@ class BasicRemoteWorkspace : public Operations<BasicRemoteWorkspace<Client>> {
   GitDiff git_diff(const std::string& path) { return api_->git_diff(resolve(path)); }
 
  private:
+  friend class shell::FormTransfers<BasicRemoteWorkspace>;
+
   std::string resolve(const std::string& path) const {
     if (path.empty()) return path;
     return detail::resolve_workspace_path(options_.working_dir, path);

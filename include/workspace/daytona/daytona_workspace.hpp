@@ -88,7 +88,8 @@ struct DaytonaWorkspaceOptions {
 };
 
 template <class Transport = http::TcpOrTls>
-class BasicDaytonaWorkspace : public Operations<BasicDaytonaWorkspace<Transport>> {
+class BasicDaytonaWorkspace : public Operations<BasicDaytonaWorkspace<Transport>>,
+                              public shell::FormTransfers<BasicDaytonaWorkspace<Transport>> {
  public:
   using api_type = daytona::BasicApi<http::Client<Transport, http::BearerAuth, http::HeaderAuth>>;
   using toolbox_type =
@@ -188,23 +189,6 @@ class BasicDaytonaWorkspace : public Operations<BasicDaytonaWorkspace<Transport>
     co_return co_await shell::run_command(channel, std::move(command), std::move(options), std::move(settings));
   }
 
-  Task<FileOperationResult> co_file_upload(std::string local_path, std::string workspace_path, TransferOptions options) {
-    std::string remote = resolve(workspace_path);
-    co_return co_await shell::upload_file(std::move(local_path), std::move(remote), std::move(options), add_part, put());
-  }
-  Task<FileOperationResult> co_file_write(std::string workspace_path, std::string content) {
-    std::string remote = resolve(workspace_path);
-    co_return co_await shell::write_file(std::move(remote), std::move(content), add_part, put());
-  }
-  Task<FileOperationResult> co_file_download(std::string workspace_path, std::string local_path, TransferOptions options) {
-    std::string remote = resolve(workspace_path);
-    co_return co_await shell::download_file(remote, std::move(local_path), std::move(options), get(remote));
-  }
-  Task<FileReadResult> co_file_read(std::string workspace_path) {
-    std::string remote = resolve(workspace_path);
-    co_return co_await shell::read_file(remote, get(remote));
-  }
-
   // Deletes one sandbox by id or name, with the credentials from `options` (or the
   // environment), without attaching to it: for another thread or process than its owner (a
   // signal handler's cleanup, say). A sandbox already gone is not an error.
@@ -241,6 +225,8 @@ class BasicDaytonaWorkspace : public Operations<BasicDaytonaWorkspace<Transport>
   }
 
  private:
+  friend class shell::FormTransfers<BasicDaytonaWorkspace>;
+
   struct Unopened {};
   static constexpr Unopened unopened{};
 

@@ -1,6 +1,7 @@
 // File transfers for the back ends that move a file in one HTTP request (the agent server, the
 // Daytona toolbox): a download streamed into a temporary file renamed into place, or into memory,
-// and the progress of a file sent as the one file part of a multipart body.
+// and the progress of a file sent as the one file part of a multipart body; FormTransfers puts
+// them together for a workspace.
 #pragma once
 
 #include <workspace/core/async.hpp>
@@ -185,6 +186,38 @@ Task<FileReadResult> read_file(std::string remote, Get get) {
   }
   co_return co_await download_to_memory(std::move(remote), std::move(get));
 }
+
+// The four transfers of a workspace that moves a file in one HTTP request, written once. Derived
+// (a friend) has resolve(path), a static add_part (how the file goes into the form), put() and
+// get(remote); all that differs between such back ends is those.
+template <class Derived>
+class FormTransfers {
+ public:
+  Task<FileOperationResult> co_file_upload(std::string local_path, std::string workspace_path, TransferOptions options) {
+    auto& self = static_cast<Derived&>(*this);
+    std::string remote = self.resolve(workspace_path);
+    co_return co_await upload_file(std::move(local_path), std::move(remote), std::move(options), Derived::add_part,
+                                   self.put());
+  }
+  Task<FileOperationResult> co_file_write(std::string workspace_path, std::string content) {
+    auto& self = static_cast<Derived&>(*this);
+    std::string remote = self.resolve(workspace_path);
+    co_return co_await write_file(std::move(remote), std::move(content), Derived::add_part, self.put());
+  }
+  Task<FileOperationResult> co_file_download(std::string workspace_path, std::string local_path, TransferOptions options) {
+    auto& self = static_cast<Derived&>(*this);
+    std::string remote = self.resolve(workspace_path);
+    co_return co_await download_file(remote, std::move(local_path), std::move(options), self.get(remote));
+  }
+  Task<FileReadResult> co_file_read(std::string workspace_path) {
+    auto& self = static_cast<Derived&>(*this);
+    std::string remote = self.resolve(workspace_path);
+    co_return co_await read_file(remote, self.get(remote));
+  }
+
+ protected:
+  FormTransfers() = default;
+};
 
 }  // namespace shell
 WORKSPACE_COROUTINES_END
