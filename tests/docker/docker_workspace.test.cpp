@@ -124,15 +124,17 @@ TEST_F(DockerTest, TheStatusFrameStaysOutOfTheOutput) {
   EXPECT_EQ(ws.execute_command("echo next").std_out, "next\n");
 }
 
-TEST_F(DockerTest, ADisabledNetworkIsLoopbackOnlyAndResolvesNoNames) {
+TEST_F(DockerTest, ADisabledNetworkIsLoopbackOnly) {
   DockerWorkspaceOptions o = options();
   o.network_mode = "disabled";
   DockerWorkspace ws(std::move(o));
   const auto r = ws.execute_command("ls /sys/class/net; [ -s /etc/hosts ] || echo no-hosts");
   EXPECT_EQ(r.exit_code, 0) << r.std_err;
-  EXPECT_EQ(r.std_out, "lo\nno-hosts\n");
+  // dockerd leaves the sandbox's files empty; Podman writes /etc/hosts whatever the network.
+  EXPECT_EQ(r.std_out, ts::engine_is_podman() ? "lo\n" : "lo\nno-hosts\n");
   DockerWorkspace none(options());
-  EXPECT_EQ(none.execute_command("ls /sys/class/net; grep -c localhost /etc/hosts").std_out, "lo\n2\n");
+  EXPECT_EQ(none.execute_command("ls /sys/class/net; grep -q localhost /etc/hosts && echo resolves").std_out,
+            "lo\nresolves\n");
 }
 
 TEST_F(DockerTest, ContainersCarryOwnerLabelsAndAreRemoved) {

@@ -204,6 +204,11 @@ inline std::string docker_unreachable_reason() {
 // True when the daemon at docker_host() answers GET /_ping with 200 OK.
 inline bool docker_reachable() { return docker_unreachable_reason().empty(); }
 
+// Whether the engine is Podman's Docker-compatible service (its /_ping names its own API).
+inline bool engine_is_podman() {
+  return !detail::header_value(docker_request("GET", "/_ping", 5).headers, "Libpod-Api-Version").empty();
+}
+
 // The path prefix for versioned API calls ("/v1.41"), from the daemon's Api-Version header;
 // empty (unversioned paths) if the header is missing.
 inline std::string docker_api_prefix() {

@@ -61,9 +61,9 @@ struct DockerWorkspaceOptions {
   std::map<std::string, std::string> environment{};
   std::vector<DockerMount> mounts{};
   std::string user{};                         // "uid[:gid]" or a name; empty: the image's
-  // "none", "host", a network name, or "disabled": like "none" (loopback only), but the daemon
-  // makes no network sandbox, so /etc/hosts and /etc/resolv.conf are empty (`localhost` does not
-  // resolve) unless the image has its own; many containers start markedly faster at once.
+  // "none", "host", a network name, or "disabled": "none" without a network sandbox, so many start
+  // markedly faster at once, but dockerd leaves /etc/hosts empty (`localhost` does not resolve)
+  // unless the image has its own (Podman fills it anyway).
   std::string network_mode = "none";
   std::string platform{};                     // e.g. "linux/amd64"
   std::optional<std::int64_t> memory_bytes{};
